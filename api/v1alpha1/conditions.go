@@ -1,0 +1,57 @@
+package v1alpha1
+
+// Condition types. Ready summarises the others and is always present; tools that follow kstatus
+// conventions (kubectl wait, Flux, Argo CD health checks) read it together with observedGeneration.
+const (
+	// ReadyCondition is True when everything the object asks for exists and is up to date.
+	ReadyCondition = "Ready"
+
+	// NamespacesReadyCondition is True when the organization's home namespace exists and is owned
+	// by it, and every namespace labelled into the organization is accounted for.
+	NamespacesReadyCondition = "NamespacesReady"
+
+	// MembersReadyCondition is True when every OrganizationMember of the organization is Ready.
+	MembersReadyCondition = "MembersReady"
+
+	// RoleBindingsReadyCondition is True when a member has exactly the RoleBindings its role asks for.
+	RoleBindingsReadyCondition = "RoleBindingsReady"
+)
+
+// Condition reasons, shared by events that report the same transition.
+const (
+	// ReconciledReason: the object matches its spec.
+	ReconciledReason = "Reconciled"
+
+	// ProgressingReason: the operator is still creating or updating what the object asks for.
+	ProgressingReason = "Progressing"
+
+	// NamespaceCreatedReason: the operator created the organization's home namespace.
+	NamespaceCreatedReason = "NamespaceCreated"
+
+	// NameCollisionReason: a namespace with the organization's name exists and belongs to
+	// someone else. Rename the organization or remove that namespace.
+	NameCollisionReason = "NameCollision"
+
+	// ReservedNameReason: the organization's name is reserved for the system.
+	ReservedNameReason = "ReservedName"
+
+	// MembersNotReadyReason: at least one member is not Ready yet.
+	MembersNotReadyReason = "MembersNotReady"
+
+	// DeletionBlockedReason: the organization is being deleted with deletionPolicy Block and its
+	// namespaces still hold workloads. Delete them, or switch to Cascade.
+	DeletionBlockedReason = "DeletionBlocked"
+
+	// DeletingReason: the organization is being deleted and its namespaces are being removed.
+	DeletingReason = "Deleting"
+
+	// OrganizationNotFoundReason: a member's namespace is not the home namespace of an existing
+	// organization.
+	OrganizationNotFoundReason = "OrganizationNotFound"
+
+	// RoleBindingsAppliedReason: the member's RoleBindings were created, changed or removed.
+	RoleBindingsAppliedReason = "RoleBindingsApplied"
+
+	// ReconcileErrorReason: the last reconcile failed; the message says why and it will be retried.
+	ReconcileErrorReason = "ReconcileError"
+)

@@ -1,0 +1,210 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// OrganizationType says what kind of customer an organization is.
+// +kubebuilder:validation:Enum=Business;Enterprise;Individual;Trial
+type OrganizationType string
+
+const (
+	OrganizationTypeBusiness   OrganizationType = "Business"
+	OrganizationTypeEnterprise OrganizationType = "Enterprise"
+	OrganizationTypeIndividual OrganizationType = "Individual"
+	OrganizationTypeTrial      OrganizationType = "Trial"
+)
+
+// DeletionPolicy says what happens to an organization's namespaces when it is deleted.
+// +kubebuilder:validation:Enum=Block;Cascade
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyBlock keeps the organization, with a DeletionBlocked condition, while any of its
+	// namespaces still holds workloads. Once they are gone the home namespace is deleted; namespaces
+	// that joined by label are left in place.
+	DeletionPolicyBlock DeletionPolicy = "Block"
+
+	// DeletionPolicyCascade deletes the home namespace and every namespace labelled into the
+	// organization, with everything in them.
+	DeletionPolicyCascade DeletionPolicy = "Cascade"
+)
+
+// OrganizationSpec is what a platform team declares about a tenant.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.deletionPolicy) || has(self.deletionPolicy)",message="deletionPolicy cannot be removed once set; set it to Block or Cascade"
+type OrganizationSpec struct {
+	// displayName is the human-readable name shown in UIs, 1 to 50 characters.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=50
+	DisplayName string `json:"displayName"`
+
+	// description says what the organization is, at most 256 characters.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Description string `json:"description,omitempty"`
+
+	// logoURL is an http(s) URL of the organization's logo.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="logoURL must be an absolute http or https URL"
+	LogoURL string `json:"logoURL,omitempty"`
+
+	// links maps a short name (website, docs, support...) to an http(s) URL. At most 16 entries.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 63 && k.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'))",message="link names must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) <= 2048 && isURL(self[k]) && url(self[k]).getScheme() in ['http', 'https'])",message="link targets must be absolute http or https URLs of at most 2048 characters"
+	Links map[string]string `json:"links,omitempty"`
+
+	// contactEmail is where the platform team reaches the organization.
+	// +optional
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$`
+	ContactEmail string `json:"contactEmail,omitempty"`
+
+	// type is the kind of customer: Business, Enterprise, Individual or Trial. Defaults to Business.
+	// +optional
+	// +kubebuilder:default=Business
+	Type OrganizationType `json:"type,omitempty"`
+
+	// subscription is the plan the organization is on and the dates it runs between.
+	// +optional
+	Subscription *Subscription `json:"subscription,omitempty"`
+
+	// deletionPolicy says what deleting the organization does to its namespaces. Block (the
+	// default) waits, with a DeletionBlocked condition, until they hold no workloads; Cascade
+	// deletes them.
+	// +optional
+	// +kubebuilder:default=Block
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// Subscription is an organization's plan and the time it runs.
+// +kubebuilder:validation:XValidation:rule="!has(self.endDate) || !has(self.startDate) || self.endDate > self.startDate",message="subscription.endDate must be after subscription.startDate"
+type Subscription struct {
+	// plan is the name of the OrganizationPlan the organization is on.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	Plan string `json:"plan,omitempty"`
+
+	// startDate is when the subscription starts (RFC 3339).
+	// +optional
+	StartDate *metav1.Time `json:"startDate,omitempty"`
+
+	// endDate is when the subscription ends (RFC 3339); it must be after startDate.
+	// +optional
+	EndDate *metav1.Time `json:"endDate,omitempty"`
+
+	// selfService is true when the organization manages its subscription itself rather than
+	// through the platform team.
+	// +optional
+	SelfService bool `json:"selfService,omitempty"`
+}
+
+// OrganizationStatus is what the operator observed about an organization.
+type OrganizationStatus struct {
+	// observedGeneration is the metadata.generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready summarises NamespacesReady and MembersReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// homeNamespace is the namespace the operator created for the organization; its members live there.
+	// +optional
+	HomeNamespace string `json:"homeNamespace,omitempty"`
+
+	// namespaces lists, sorted, every namespace of the organization: the home namespace and those
+	// labelled tenancy.orgoperator.io/organization=<name>.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10000
+	Namespaces []string `json:"namespaces,omitempty"`
+
+	// memberCount is the number of OrganizationMembers in the home namespace.
+	// +optional
+	MemberCount int32 `json:"memberCount,omitempty"`
+
+	// adminCount is the number of those members with admin: true.
+	// +optional
+	AdminCount int32 `json:"adminCount,omitempty"`
+
+	// usage is what the organization's namespaces hold right now.
+	// +optional
+	Usage *OrganizationUsage `json:"usage,omitempty"`
+}
+
+// OrganizationUsage counts what an organization's namespaces hold. Pods in phase Succeeded or
+// Failed do not count, as in ResourceQuota.
+type OrganizationUsage struct {
+	// namespaces is the number of namespaces of the organization.
+	Namespaces int32 `json:"namespaces"`
+	// members is the number of OrganizationMembers.
+	Members int32 `json:"members"`
+	// pods is the number of pods that are not Succeeded or Failed.
+	Pods int32 `json:"pods"`
+	// deployments is the number of Deployments.
+	Deployments int32 `json:"deployments"`
+	// statefulSets is the number of StatefulSets.
+	StatefulSets int32 `json:"statefulSets"`
+	// services is the number of Services.
+	Services int32 `json:"services"`
+	// persistentVolumeClaims is the number of PersistentVolumeClaims.
+	PersistentVolumeClaims int32 `json:"persistentVolumeClaims"`
+	// requests sums the cpu and memory requests of the counted pods' containers (init containers
+	// counted as the scheduler does: the larger of their maximum and the sum of the app containers).
+	// +optional
+	Requests corev1.ResourceList `json:"requests,omitempty"`
+	// limits sums the cpu and memory limits of the counted pods, in the same way as requests.
+	// +optional
+	Limits corev1.ResourceList `json:"limits,omitempty"`
+}
+
+// Organization is a tenant of the platform: a set of namespaces, the people who may use them and
+// the subscription that pays for them. The operator creates a home namespace named after it;
+// other namespaces join by carrying the label tenancy.orgoperator.io/organization=<name>.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=org;orgs,categories=tenancy
+// +kubebuilder:printcolumn:name="Display Name",type=string,JSONPath=`.spec.displayName`
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Plan",type=string,JSONPath=`.spec.subscription.plan`
+// +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=`.status.memberCount`
+// +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.usage.namespaces`
+// +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.usage.pods`,priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be at most 63 lowercase letters, digits and '-', start with a letter and end with a letter or digit"
+// +kubebuilder:validation:XValidation:rule="!(self.metadata.name in ['default', 'kube-system', 'kube-public', 'kube-node-lease', 'org-operator-system']) && !self.metadata.name.startsWith('kube-') && !self.metadata.name.startsWith('openshift-')",message="metadata.name is reserved for the system: default, kube-* and openshift-* cannot name an organization"
+type Organization struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state of the organization.
+	// +required
+	Spec OrganizationSpec `json:"spec"`
+
+	// status is the observed state of the organization.
+	// +optional
+	Status OrganizationStatus `json:"status,omitempty"`
+}
+
+// OrganizationList is a list of Organizations.
+// +kubebuilder:object:root=true
+type OrganizationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Organization `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Organization{}, &OrganizationList{})
+}

@@ -1,0 +1,115 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// KubernetesRole is the access a member gets in every namespace of its organization.
+// +kubebuilder:validation:Enum=Admin;Edit;View;None
+type KubernetesRole string
+
+const (
+	// KubernetesRoleAdmin binds the built-in ClusterRole admin.
+	KubernetesRoleAdmin KubernetesRole = "Admin"
+	// KubernetesRoleEdit binds the built-in ClusterRole edit.
+	KubernetesRoleEdit KubernetesRole = "Edit"
+	// KubernetesRoleView binds the built-in ClusterRole view.
+	KubernetesRoleView KubernetesRole = "View"
+	// KubernetesRoleNone binds nothing in the namespaces.
+	KubernetesRoleNone KubernetesRole = "None"
+)
+
+// OrganizationMemberSpec says who the member is and what it may do.
+type OrganizationMemberSpec struct {
+	// email identifies the member; it is the RBAC user name unless username is set.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$`
+	Email string `json:"email"`
+
+	// username is the name the cluster's authenticator gives the user, when it is not the email.
+	// RoleBindings name this user.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system:')",message="username cannot be a system: identity"
+	Username string `json:"username,omitempty"`
+
+	// admin makes the member an organization admin: it may manage the organization's members.
+	// +optional
+	Admin bool `json:"admin,omitempty"`
+
+	// kubernetesRole is the access the member gets in every namespace of the organization: Admin,
+	// Edit or View bind the built-in ClusterRoles admin, edit or view; None binds nothing.
+	// Defaults to View.
+	// +optional
+	// +kubebuilder:default=View
+	KubernetesRole KubernetesRole `json:"kubernetesRole,omitempty"`
+}
+
+// OrganizationMemberStatus is what the operator observed about a member.
+type OrganizationMemberStatus struct {
+	// observedGeneration is the metadata.generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready summarises RoleBindingsReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// organization is the organization the member belongs to, from its namespace.
+	// +optional
+	Organization string `json:"organization,omitempty"`
+
+	// boundNamespaces lists, sorted, the namespaces where the member has a RoleBinding.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10000
+	BoundNamespaces []string `json:"boundNamespaces,omitempty"`
+
+	// joinedAt is when the member first became Ready.
+	// +optional
+	JoinedAt *metav1.Time `json:"joinedAt,omitempty"`
+}
+
+// OrganizationMember is a user of an organization. It lives in the organization's home namespace;
+// the operator binds the user to its kubernetesRole in every namespace of the organization.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=orgmember;orgmembers,categories=tenancy
+// +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
+// +kubebuilder:printcolumn:name="Admin",type=boolean,JSONPath=`.spec.admin`
+// +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.kubernetesRole`
+// +kubebuilder:printcolumn:name="Organization",type=string,JSONPath=`.status.organization`,priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 200",message="metadata.name must be at most 200 characters, so RoleBinding names derived from it stay valid"
+type OrganizationMember struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state of the member.
+	// +required
+	Spec OrganizationMemberSpec `json:"spec"`
+
+	// status is the observed state of the member.
+	// +optional
+	Status OrganizationMemberStatus `json:"status,omitempty"`
+}
+
+// OrganizationMemberList is a list of OrganizationMembers.
+// +kubebuilder:object:root=true
+type OrganizationMemberList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []OrganizationMember `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&OrganizationMember{}, &OrganizationMemberList{})
+}

@@ -1,0 +1,405 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+)
+
+// OrganizationReconciler keeps an organization's home namespace and status: its namespaces,
+// members and usage.
+type OrganizationReconciler struct {
+	client.Client
+	Recorder recorder.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods;services;persistentvolumeclaims,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one organization's home namespace and status up to date.
+func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	org := &tenancyv1alpha1.Organization{}
+	if err := r.Get(ctx, req.NamespacedName, org); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !org.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, org)
+	}
+	if !controllerutil.ContainsFinalizer(org, tenancyv1alpha1.OrganizationFinalizer) {
+		base := org.DeepCopy()
+		controllerutil.AddFinalizer(org, tenancyv1alpha1.OrganizationFinalizer)
+		if err := r.Patch(ctx, org, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	before := org.DeepCopy()
+	defer func() {
+		setReady(&org.Status.Conditions, org.Generation, retErr,
+			tenancyv1alpha1.NamespacesReadyCondition, tenancyv1alpha1.MembersReadyCondition)
+		if retErr == nil {
+			org.Status.ObservedGeneration = org.Generation
+		}
+		if err := patchStatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	namespaces, err := r.reconcileHomeNamespace(ctx, org)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.observeMembers(ctx, org); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.observeUsage(ctx, org, namespaces); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileHomeNamespace creates the organization's home namespace or checks that the existing
+// one is its own, sets NamespacesReady, and returns the organization's namespaces, sorted.
+func (r *OrganizationReconciler) reconcileHomeNamespace(ctx context.Context, org *tenancyv1alpha1.Organization) ([]string, error) {
+	log := ctrl.LoggerFrom(ctx)
+	labelled, err := r.organizationNamespaces(ctx, org.Name)
+	if err != nil {
+		return nil, err
+	}
+	notReady := func(reason, msg string) ([]string, error) {
+		org.Status.HomeNamespace = ""
+		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.NamespacesReadyCondition, metav1.ConditionFalse, reason, msg)
+		names := namesOf(labelled, func(ns *corev1.Namespace) bool { return ns.Name != org.Name })
+		org.Status.Namespaces = names
+		return names, nil
+	}
+
+	if tenancyv1alpha1.IsReservedName(org.Name) {
+		return notReady(tenancyv1alpha1.ReservedNameReason,
+			fmt.Sprintf("The name %q is reserved for the system; recreate the organization under another name", org.Name))
+	}
+
+	home := &corev1.Namespace{}
+	err = r.Get(ctx, types.NamespacedName{Name: org.Name}, home)
+	switch {
+	case apierrors.IsNotFound(err):
+		home = newHomeNamespace(org)
+		if err := r.Create(ctx, home); err != nil {
+			return nil, fmt.Errorf("creating home namespace %s: %w", org.Name, err)
+		}
+		log.Info("Created home namespace", "namespace", klog.KObj(home))
+		r.Recorder.Eventf(org, home, corev1.EventTypeNormal, tenancyv1alpha1.NamespaceCreatedReason, "Create",
+			"Created home namespace %s", home.Name)
+		labelled = append(labelled, *home)
+	case err != nil:
+		return nil, err
+	case !metav1.IsControlledBy(home, org):
+		if meta.IsStatusConditionFalse(org.Status.Conditions, tenancyv1alpha1.NamespacesReadyCondition) &&
+			meta.FindStatusCondition(org.Status.Conditions, tenancyv1alpha1.NamespacesReadyCondition).Reason == tenancyv1alpha1.NameCollisionReason {
+			// Already reported; the event is emitted once, on the transition.
+		} else {
+			r.Recorder.Eventf(org, home, corev1.EventTypeWarning, tenancyv1alpha1.NameCollisionReason, "Create",
+				"Namespace %s exists and does not belong to this organization", home.Name)
+		}
+		return notReady(tenancyv1alpha1.NameCollisionReason,
+			fmt.Sprintf("Namespace %s already exists and is not owned by this organization; delete it or recreate the organization under another name", org.Name))
+	case !home.DeletionTimestamp.IsZero():
+		return notReady(tenancyv1alpha1.ProgressingReason,
+			fmt.Sprintf("Waiting for the old home namespace %s to finish terminating", org.Name))
+	default:
+		if err := r.ensureHomeLabels(ctx, org, home); err != nil {
+			return nil, err
+		}
+	}
+
+	org.Status.HomeNamespace = home.Name
+	names := namesOf(labelled, func(*corev1.Namespace) bool { return true })
+	if !slices.Contains(names, home.Name) {
+		names = append(names, home.Name)
+		slices.Sort(names)
+	}
+	org.Status.Namespaces = names
+	setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.NamespacesReadyCondition, metav1.ConditionTrue,
+		tenancyv1alpha1.ReconciledReason, fmt.Sprintf("%d namespaces", len(names)))
+	return names, nil
+}
+
+func newHomeNamespace(org *tenancyv1alpha1.Organization) *corev1.Namespace {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: org.Name, Labels: homeLabels(org.Name)}}
+	// Organization is in the scheme and the namespace has no owner yet: this cannot fail.
+	_ = controllerutil.SetControllerReference(org, ns, scheme())
+	return ns
+}
+
+func homeLabels(org string) map[string]string {
+	return map[string]string{
+		tenancyv1alpha1.OrganizationLabel:  org,
+		tenancyv1alpha1.HomeNamespaceLabel: "true",
+		tenancyv1alpha1.ManagedByLabel:     tenancyv1alpha1.ManagedByValue,
+	}
+}
+
+// ensureHomeLabels restores the home namespace's labels if someone removed or changed them.
+func (r *OrganizationReconciler) ensureHomeLabels(ctx context.Context, org *tenancyv1alpha1.Organization, home *corev1.Namespace) error {
+	want := homeLabels(org.Name)
+	missing := false
+	for k, v := range want {
+		if home.Labels[k] != v {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	base := home.DeepCopy()
+	if home.Labels == nil {
+		home.Labels = map[string]string{}
+	}
+	for k, v := range want {
+		home.Labels[k] = v
+	}
+	if err := r.Patch(ctx, home, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("restoring labels of home namespace %s: %w", home.Name, err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Restored home namespace labels", "namespace", klog.KObj(home))
+	return nil
+}
+
+// organizationNamespaces lists, from the cache, the namespaces labelled into an organization.
+func (r *OrganizationReconciler) organizationNamespaces(ctx context.Context, org string) ([]corev1.Namespace, error) {
+	list := &corev1.NamespaceList{}
+	if err := r.List(ctx, list, client.MatchingFields{namespaceOrganizationIndex: org}); err != nil {
+		return nil, fmt.Errorf("listing namespaces of organization %s: %w", org, err)
+	}
+	return list.Items, nil
+}
+
+func namesOf(namespaces []corev1.Namespace, keep func(*corev1.Namespace) bool) []string {
+	names := make([]string, 0, len(namespaces))
+	for i := range namespaces {
+		if keep(&namespaces[i]) {
+			names = append(names, namespaces[i].Name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// reconcileDelete applies the deletion policy, then releases the organization. It never waits for
+// namespaces to finish terminating, so a cluster without a namespace controller cannot hang it.
+func (r *OrganizationReconciler) reconcileDelete(ctx context.Context, org *tenancyv1alpha1.Organization) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(org, tenancyv1alpha1.OrganizationFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	labelled, err := r.organizationNamespaces(ctx, org.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	home := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: org.Name}, home); err == nil && metav1.IsControlledBy(home, org) {
+		labelled = append(labelled, *home)
+	} else if client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, err
+	}
+	// A namespace can appear twice: the home namespace carries the organization label too.
+	namespaces := slices.CompactFunc(sortedByName(labelled), func(a, b corev1.Namespace) bool { return a.Name == b.Name })
+
+	var toDelete []corev1.Namespace
+	switch org.Spec.DeletionPolicy {
+	case tenancyv1alpha1.DeletionPolicyCascade:
+		toDelete = namespaces
+	default:
+		blocking, err := r.blockingObjects(ctx, namespaces)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if len(blocking) > 0 {
+			msg := "Deletion blocked by deletionPolicy Block until these are removed: " + strings.Join(blocking, "; ")
+			before := org.DeepCopy()
+			if !meta.IsStatusConditionFalse(org.Status.Conditions, tenancyv1alpha1.ReadyCondition) ||
+				meta.FindStatusCondition(org.Status.Conditions, tenancyv1alpha1.ReadyCondition).Reason != tenancyv1alpha1.DeletionBlockedReason {
+				r.Recorder.Eventf(org, nil, corev1.EventTypeWarning, tenancyv1alpha1.DeletionBlockedReason, "Delete", "%s", msg)
+			}
+			setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.ReadyCondition, metav1.ConditionFalse,
+				tenancyv1alpha1.DeletionBlockedReason, msg)
+			log.Info("Deletion blocked", "blocking", blocking)
+			// Watches on pods, workloads and claims bring the organization back when they go.
+			return ctrl.Result{}, patchStatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status)
+		}
+		// Namespaces that joined by label belong to whoever labelled them; only the home namespace goes.
+		for _, ns := range namespaces {
+			if metav1.IsControlledBy(&ns, org) {
+				toDelete = append(toDelete, ns)
+			}
+		}
+	}
+
+	for i := range toDelete {
+		ns := &toDelete[i]
+		if !ns.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if err := r.Delete(ctx, ns, client.Preconditions{UID: &ns.UID}); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("deleting namespace %s: %w", ns.Name, err)
+		}
+		log.Info("Deleted namespace", "namespace", klog.KObj(ns), "deletionPolicy", org.Spec.DeletionPolicy)
+		r.Recorder.Eventf(org, ns, corev1.EventTypeNormal, tenancyv1alpha1.DeletingReason, "Delete", "Deleted namespace %s", ns.Name)
+	}
+
+	base := org.DeepCopy()
+	controllerutil.RemoveFinalizer(org, tenancyv1alpha1.OrganizationFinalizer)
+	if err := r.Patch(ctx, org, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	log.Info("Released organization", "deletionPolicy", org.Spec.DeletionPolicy)
+	return ctrl.Result{}, nil
+}
+
+func sortedByName(namespaces []corev1.Namespace) []corev1.Namespace {
+	slices.SortFunc(namespaces, func(a, b corev1.Namespace) int { return strings.Compare(a.Name, b.Name) })
+	return namespaces
+}
+
+// blockingObjects describes, per namespace, the workloads and data that keep an organization with
+// deletionPolicy Block: running pods, Deployments, StatefulSets and PersistentVolumeClaims.
+func (r *OrganizationReconciler) blockingObjects(ctx context.Context, namespaces []corev1.Namespace) ([]string, error) {
+	var out []string
+	for _, ns := range namespaces {
+		u, err := r.namespaceUsage(ctx, ns.Name)
+		if err != nil {
+			return nil, err
+		}
+		var parts []string
+		for _, c := range []struct {
+			n    int32
+			kind string
+		}{{u.Pods, "pods"}, {u.Deployments, "deployments"}, {u.StatefulSets, "statefulsets"}, {u.PersistentVolumeClaims, "persistentvolumeclaims"}} {
+			if c.n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", c.n, c.kind))
+			}
+		}
+		if len(parts) > 0 {
+			out = append(out, fmt.Sprintf("namespace %s has %s", ns.Name, strings.Join(parts, ", ")))
+		}
+	}
+	return out, nil
+}
+
+// SetupWithManager registers the controller and the watches that map changes back to one
+// organization.
+func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	toOrganization := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
+	})
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&tenancyv1alpha1.Organization{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceToOrganizations),
+			builder.WithPredicates(namespaceChanged())).
+		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganization).
+		Watches(&corev1.Pod{}, toOrganization, builder.WithPredicates(podUsageChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
+	for _, kind := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.Service{}, &corev1.PersistentVolumeClaim{}} {
+		b = b.Watches(kind, toOrganization, builder.OnlyMetadata, builder.WithPredicates(createdOrDeleted()))
+	}
+	return b.Named("organization").Complete(r)
+}
+
+// namespaceToOrganizations maps a namespace to the organization it is labelled into and to the
+// organization named after it (whose home namespace it is or collides with).
+func namespaceToOrganizations(_ context.Context, o client.Object) []reconcile.Request {
+	reqs := []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetName()}}}
+	if org := o.GetLabels()[tenancyv1alpha1.OrganizationLabel]; org != "" && org != o.GetName() {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: org}})
+	}
+	return reqs
+}
+
+// organizationOfNamespace maps an object in a namespace to the namespace's organization, if any.
+func organizationOfNamespace(ctx context.Context, c client.Client, namespace string) []reconcile.Request {
+	ns := &corev1.Namespace{}
+	if err := c.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+		return nil
+	}
+	if org := ns.Labels[tenancyv1alpha1.OrganizationLabel]; org != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: org}}}
+	}
+	return nil
+}
+
+// namespaceChanged passes namespace events that change membership: creation, deletion, the
+// organization label, the owner, and the start of termination.
+func namespaceChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			return o.GetLabels()[tenancyv1alpha1.OrganizationLabel] != n.GetLabels()[tenancyv1alpha1.OrganizationLabel] ||
+				o.GetLabels()[tenancyv1alpha1.HomeNamespaceLabel] != n.GetLabels()[tenancyv1alpha1.HomeNamespaceLabel] ||
+				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
+				len(o.GetOwnerReferences()) != len(n.GetOwnerReferences())
+		},
+	}
+}
+
+// podUsageChanged passes pod events that change usage: creation, deletion, a move to or from a
+// terminal phase, and a change of resources (in-place resize).
+func podUsageChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*corev1.Pod)
+			n, ok2 := e.ObjectNew.(*corev1.Pod)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return o.Status.Phase != n.Status.Phase ||
+				!equality.Semantic.DeepEqual(containerResources(o), containerResources(n))
+		},
+	}
+}
+
+func containerResources(p *corev1.Pod) []corev1.ResourceRequirements {
+	out := make([]corev1.ResourceRequirements, 0, len(p.Spec.Containers)+len(p.Spec.InitContainers))
+	for _, c := range p.Spec.InitContainers {
+		out = append(out, c.Resources)
+	}
+	for _, c := range p.Spec.Containers {
+		out = append(out, c.Resources)
+	}
+	return out
+}
+
+// createdOrDeleted passes only creations and deletions: counts are all usage reads from these kinds.
+func createdOrDeleted() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}

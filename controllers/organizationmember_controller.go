@@ -1,0 +1,325 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/membership"
+)
+
+// OrganizationMemberReconciler keeps one RoleBinding per organization namespace for each member,
+// binding it to the ClusterRole of its kubernetesRole, plus the organization-admin binding for admins.
+type OrganizationMemberReconciler struct {
+	client.Client
+	Recorder recorder.EventRecorder
+	Clock    clock.PassiveClock
+}
+
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationmembers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationmembers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationmembers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=admin;edit;view;org-operator-organization-admin
+
+// Reconcile brings one member's RoleBindings and status up to date.
+func (r *OrganizationMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	member := &tenancyv1alpha1.OrganizationMember{}
+	if err := r.Get(ctx, req.NamespacedName, member); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !member.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, member)
+	}
+	if !controllerutil.ContainsFinalizer(member, tenancyv1alpha1.MemberFinalizer) {
+		base := member.DeepCopy()
+		controllerutil.AddFinalizer(member, tenancyv1alpha1.MemberFinalizer)
+		if err := r.Patch(ctx, member, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	before := member.DeepCopy()
+	defer func() {
+		setReady(&member.Status.Conditions, member.Generation, retErr, tenancyv1alpha1.RoleBindingsReadyCondition)
+		if retErr == nil {
+			member.Status.ObservedGeneration = member.Generation
+			if member.Status.JoinedAt == nil && memberReady(member) {
+				now := metav1.NewTime(r.Clock.Now())
+				member.Status.JoinedAt = &now
+			}
+		}
+		if err := patchStatusIfChanged(ctx, r.Client, before, member, before.Status, member.Status); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	org, namespaces, reason, err := r.resolveOrganization(ctx, member)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var desired []rbacv1.RoleBinding
+	if org != nil {
+		member.Status.Organization = org.Name
+		desired = membership.DesiredRoleBindings(member, org, namespaces)
+	} else {
+		member.Status.Organization = ""
+	}
+	changed, err := r.applyRoleBindings(ctx, member, desired)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	member.Status.BoundNamespaces = boundNamespaces(desired)
+
+	if org == nil {
+		setCondition(&member.Status.Conditions, member.Generation, tenancyv1alpha1.RoleBindingsReadyCondition, metav1.ConditionFalse,
+			tenancyv1alpha1.OrganizationNotFoundReason, reason)
+		return ctrl.Result{}, nil
+	}
+	if changed > 0 {
+		r.Recorder.Eventf(member, nil, corev1.EventTypeNormal, tenancyv1alpha1.RoleBindingsAppliedReason, "Bind",
+			"Applied %d RoleBinding changes for %s in %d namespaces of %s", changed, membership.Subject(member).Name, len(namespaces), org.Name)
+	}
+	role, _ := membership.ClusterRoleFor(member.Spec.KubernetesRole)
+	msg := fmt.Sprintf("Bound to %s in %d namespaces", role, len(namespaces))
+	if member.Spec.KubernetesRole == tenancyv1alpha1.KubernetesRoleNone {
+		msg = "No namespace role (kubernetesRole None)"
+	}
+	if member.Spec.Admin {
+		msg += "; organization admin"
+	}
+	setCondition(&member.Status.Conditions, member.Generation, tenancyv1alpha1.RoleBindingsReadyCondition, metav1.ConditionTrue,
+		tenancyv1alpha1.ReconciledReason, msg)
+	return ctrl.Result{}, nil
+}
+
+// resolveOrganization finds the organization whose home namespace the member is in, and that
+// organization's namespaces. With no such organization it returns nil and the reason.
+func (r *OrganizationMemberReconciler) resolveOrganization(ctx context.Context, member *tenancyv1alpha1.OrganizationMember) (*tenancyv1alpha1.Organization, []string, string, error) {
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: member.Namespace}, ns); err != nil {
+		return nil, nil, "", client.IgnoreNotFound(err)
+	}
+	orgName := ns.Labels[tenancyv1alpha1.OrganizationLabel]
+	if ns.Labels[tenancyv1alpha1.HomeNamespaceLabel] != "true" || orgName != ns.Name {
+		return nil, nil, fmt.Sprintf("Namespace %s is not the home namespace of an organization; members must live in the namespace named after their organization", ns.Name), nil
+	}
+	org := &tenancyv1alpha1.Organization{}
+	if err := r.Get(ctx, types.NamespacedName{Name: orgName}, org); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, fmt.Sprintf("Organization %s does not exist", orgName), nil
+		}
+		return nil, nil, "", err
+	}
+	if !org.DeletionTimestamp.IsZero() {
+		return nil, nil, fmt.Sprintf("Organization %s is being deleted", orgName), nil
+	}
+	if !metav1.IsControlledBy(ns, org) {
+		return nil, nil, fmt.Sprintf("Namespace %s is not owned by organization %s", ns.Name, orgName), nil
+	}
+	list := &corev1.NamespaceList{}
+	if err := r.List(ctx, list, client.MatchingFields{namespaceOrganizationIndex: orgName}); err != nil {
+		return nil, nil, "", err
+	}
+	names := namesOf(list.Items, func(n *corev1.Namespace) bool { return n.DeletionTimestamp.IsZero() })
+	return org, names, "", nil
+}
+
+// applyRoleBindings makes the member's RoleBindings equal desired: it creates the missing ones,
+// fixes changed ones and deletes the rest. It returns how many writes it made.
+func (r *OrganizationMemberReconciler) applyRoleBindings(ctx context.Context, member *tenancyv1alpha1.OrganizationMember, desired []rbacv1.RoleBinding) (int, error) {
+	log := ctrl.LoggerFrom(ctx)
+	existing, err := r.ownedRoleBindings(ctx, member)
+	if err != nil {
+		return 0, err
+	}
+	current := make(map[string]*rbacv1.RoleBinding, len(existing))
+	for i := range existing {
+		current[membership.Key(&existing[i])] = &existing[i]
+	}
+	writes := 0
+	var errs []error
+	for i := range desired {
+		want := &desired[i]
+		key := membership.Key(want)
+		have, ok := current[key]
+		delete(current, key)
+		switch {
+		case !ok:
+			if err := r.Create(ctx, want); err != nil {
+				if apierrors.IsAlreadyExists(err) {
+					err = fmt.Errorf("RoleBinding %s exists and was not created by org-operator; remove or rename it", key)
+				}
+				errs = append(errs, err)
+				continue
+			}
+			writes++
+			log.V(1).Info("Created RoleBinding", "roleBinding", klog.KObj(want))
+		case have.RoleRef != want.RoleRef:
+			// roleRef is immutable: replace the binding.
+			if err := r.Delete(ctx, have, client.Preconditions{UID: &have.UID}); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := r.Create(ctx, want); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			writes += 2
+			log.V(1).Info("Replaced RoleBinding", "roleBinding", klog.KObj(want), "clusterRole", want.RoleRef.Name)
+		case !equality.Semantic.DeepEqual(have.Subjects, want.Subjects) || !hasAll(have.Labels, want.Labels) ||
+			!slices.Equal(have.OwnerReferences, want.OwnerReferences):
+			base := have.DeepCopy()
+			have.Subjects = want.Subjects
+			have.OwnerReferences = want.OwnerReferences
+			for k, v := range want.Labels {
+				have.Labels[k] = v
+			}
+			if err := r.Patch(ctx, have, client.MergeFrom(base)); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			writes++
+			log.V(1).Info("Updated RoleBinding", "roleBinding", klog.KObj(have))
+		}
+	}
+	for _, rb := range current {
+		if err := r.Delete(ctx, rb, client.Preconditions{UID: &rb.UID}); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, err)
+			continue
+		}
+		writes++
+		log.V(1).Info("Deleted RoleBinding", "roleBinding", klog.KObj(rb))
+	}
+	return writes, errors.Join(errs...)
+}
+
+func hasAll(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ownedRoleBindings lists, from the cache, the RoleBindings made for the member in every namespace.
+func (r *OrganizationMemberReconciler) ownedRoleBindings(ctx context.Context, member *tenancyv1alpha1.OrganizationMember) ([]rbacv1.RoleBinding, error) {
+	list := &rbacv1.RoleBindingList{}
+	if err := r.List(ctx, list, client.MatchingFields{roleBindingMemberIndex: member.Namespace + "/" + member.Name}); err != nil {
+		return nil, fmt.Errorf("listing RoleBindings of member: %w", err)
+	}
+	return list.Items, nil
+}
+
+func boundNamespaces(bindings []rbacv1.RoleBinding) []string {
+	out := make([]string, 0, len(bindings))
+	for _, rb := range bindings {
+		out = append(out, rb.Namespace)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// reconcileDelete removes every RoleBinding of the member, then its finalizer.
+func (r *OrganizationMemberReconciler) reconcileDelete(ctx context.Context, member *tenancyv1alpha1.OrganizationMember) error {
+	if !controllerutil.ContainsFinalizer(member, tenancyv1alpha1.MemberFinalizer) {
+		return nil
+	}
+	if _, err := r.applyRoleBindings(ctx, member, nil); err != nil {
+		return err
+	}
+	base := member.DeepCopy()
+	controllerutil.RemoveFinalizer(member, tenancyv1alpha1.MemberFinalizer)
+	if err := r.Patch(ctx, member, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Removed member's RoleBindings")
+	return nil
+}
+
+// SetupWithManager registers the controller and the watches that map changes to members.
+func (r *OrganizationMemberReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&tenancyv1alpha1.OrganizationMember{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&rbacv1.RoleBinding{}, handler.EnqueueRequestsFromMapFunc(roleBindingToMember)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToMembers),
+			builder.WithPredicates(namespaceChanged())).
+		Watches(&tenancyv1alpha1.Organization{}, handler.EnqueueRequestsFromMapFunc(r.organizationToMembers),
+			builder.WithPredicates(organizationLifecycle())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		Named("organizationmember").
+		Complete(r)
+}
+
+func roleBindingToMember(_ context.Context, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	org, member := l[tenancyv1alpha1.OrganizationLabel], l[tenancyv1alpha1.MemberLabel]
+	if org == "" || member == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: org, Name: member}}}
+}
+
+// namespaceToMembers maps a namespace joining, leaving or becoming an organization's home to every
+// member of that organization.
+func (r *OrganizationMemberReconciler) namespaceToMembers(ctx context.Context, o client.Object) []reconcile.Request {
+	org := o.GetLabels()[tenancyv1alpha1.OrganizationLabel]
+	if org == "" {
+		return nil
+	}
+	return r.membersOf(ctx, org)
+}
+
+func (r *OrganizationMemberReconciler) organizationToMembers(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.membersOf(ctx, o.GetName())
+}
+
+func (r *OrganizationMemberReconciler) membersOf(ctx context.Context, homeNamespace string) []reconcile.Request {
+	list := &tenancyv1alpha1.OrganizationMemberList{}
+	if err := r.List(ctx, list, client.InNamespace(homeNamespace)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing members to requeue", "namespace", homeNamespace)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, m := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&m)})
+	}
+	return reqs
+}
+
+// organizationLifecycle passes an organization's creation, deletion, and the start of its deletion:
+// the moments its members' bindings change.
+func organizationLifecycle() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero() ||
+				e.ObjectOld.GetUID() != e.ObjectNew.GetUID()
+		},
+	}
+}

@@ -1,0 +1,148 @@
+// Package controllers reconciles Organizations and OrganizationMembers.
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+)
+
+// Field indexes on the cache.
+const (
+	// namespaceOrganizationIndex indexes namespaces by their organization label.
+	namespaceOrganizationIndex = "namespace.organization"
+	// roleBindingMemberIndex indexes the operator's RoleBindings by "<home namespace>/<member>".
+	roleBindingMemberIndex = "rolebinding.member"
+)
+
+// Options tune the controllers.
+type Options struct {
+	// MaxConcurrentReconciles per controller; 1 if zero.
+	MaxConcurrentReconciles int
+	// Clock tells the time; the real clock if nil. Tests inject a fake one.
+	Clock clock.PassiveClock
+}
+
+// CacheOptions keep the informer caches small: RoleBindings are cached only when the operator
+// made them, and pods are stripped to the fields usage reads, since clusters hold many of them.
+func CacheOptions() cache.Options {
+	managed, err := labels.NewRequirement(tenancyv1alpha1.MemberLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant label key: cannot fail
+	}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&rbacv1.RoleBinding{}: {Label: labels.NewSelector().Add(*managed)},
+			&corev1.Pod{}:         {Transform: trimPod},
+		},
+	}
+}
+
+// trimPod keeps what usage needs: identity, phase and the resources of the containers.
+func trimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	trimmed := &corev1.Pod{
+		TypeMeta: pod.TypeMeta,
+		ObjectMeta: ctrl.ObjectMeta{
+			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID,
+			ResourceVersion: pod.ResourceVersion, DeletionTimestamp: pod.DeletionTimestamp,
+		},
+		Spec: corev1.PodSpec{
+			Containers:     trimContainers(pod.Spec.Containers),
+			InitContainers: trimContainers(pod.Spec.InitContainers),
+			Overhead:       pod.Spec.Overhead,
+			Resources:      pod.Spec.Resources,
+		},
+		Status: corev1.PodStatus{Phase: pod.Status.Phase},
+	}
+	return trimmed, nil
+}
+
+func trimContainers(in []corev1.Container) []corev1.Container {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]corev1.Container, len(in))
+	for i, c := range in {
+		out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+	}
+	return out
+}
+
+// SetupWithManager registers the indexes and both controllers.
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if opts.MaxConcurrentReconciles == 0 {
+		opts.MaxConcurrentReconciles = 1
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	ctx := context.Background()
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, &corev1.Namespace{}, namespaceOrganizationIndex, func(o client.Object) []string {
+		if org := o.GetLabels()[tenancyv1alpha1.OrganizationLabel]; org != "" {
+			return []string{org}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing namespaces by organization: %w", err)
+	}
+	if err := indexer.IndexField(ctx, &rbacv1.RoleBinding{}, roleBindingMemberIndex, func(o client.Object) []string {
+		if key, ok := memberKeyOf(o); ok {
+			return []string{key}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing rolebindings by member: %w", err)
+	}
+
+	if err := (&OrganizationReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("organization-controller"),
+	}).SetupWithManager(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the organization controller: %w", err)
+	}
+	if err := (&OrganizationMemberReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("organizationmember-controller"),
+		Clock:    opts.Clock,
+	}).SetupWithManager(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the organization member controller: %w", err)
+	}
+	return nil
+}
+
+// memberKeyOf returns "<home namespace>/<member>" for a RoleBinding the operator made. The home
+// namespace of an organization is named after it.
+func memberKeyOf(o client.Object) (string, bool) {
+	l := o.GetLabels()
+	org, member := l[tenancyv1alpha1.OrganizationLabel], l[tenancyv1alpha1.MemberLabel]
+	if org == "" || member == "" {
+		return "", false
+	}
+	return org + "/" + member, true
+}
+
+// Kinds that usage counts by name only. They are watched and cached as metadata: usage needs
+// nothing else from them.
+var (
+	deploymentsGVK  = appsv1.SchemeGroupVersion.WithKind("DeploymentList")
+	statefulSetsGVK = appsv1.SchemeGroupVersion.WithKind("StatefulSetList")
+	servicesGVK     = corev1.SchemeGroupVersion.WithKind("ServiceList")
+	pvcsGVK         = corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaimList")
+)

@@ -1,0 +1,80 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+)
+
+var ownScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(tenancyv1alpha1.AddToScheme(s))
+	return s
+}()
+
+// scheme knows the built-in kinds and this operator's; owner references are computed from it.
+func scheme() *runtime.Scheme { return ownScheme }
+
+// setCondition sets a condition for the given generation, keeping its transition time when the
+// status does not change.
+func setCondition(conds *[]metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation,
+	})
+}
+
+// setReady summarises the given conditions into Ready: False with the first failing condition's
+// reason and message, True when all are True. A reconcile error makes Ready False with
+// ReconcileError, unless a more specific reason (such as DeletionBlocked) already says why.
+func setReady(conds *[]metav1.Condition, generation int64, reconcileErr error, dependsOn ...string) {
+	if reconcileErr != nil {
+		setCondition(conds, generation, tenancyv1alpha1.ReadyCondition, metav1.ConditionFalse,
+			tenancyv1alpha1.ReconcileErrorReason, truncate(reconcileErr.Error()))
+		return
+	}
+	for _, t := range dependsOn {
+		c := meta.FindStatusCondition(*conds, t)
+		if c == nil {
+			setCondition(conds, generation, tenancyv1alpha1.ReadyCondition, metav1.ConditionUnknown,
+				tenancyv1alpha1.ProgressingReason, fmt.Sprintf("%s not yet determined", t))
+			return
+		}
+		if c.Status != metav1.ConditionTrue {
+			setCondition(conds, generation, tenancyv1alpha1.ReadyCondition, c.Status, c.Reason, c.Message)
+			return
+		}
+	}
+	setCondition(conds, generation, tenancyv1alpha1.ReadyCondition, metav1.ConditionTrue,
+		tenancyv1alpha1.ReconciledReason, "Reconciled")
+}
+
+// Condition messages are bounded by the API (32768); errors from the API server can be long.
+func truncate(s string) string {
+	const max = 1024
+	if len(s) > max {
+		return s[:max-3] + "..."
+	}
+	return s
+}
+
+// patchStatusIfChanged writes the status subresource only when oldStatus and newStatus differ, so
+// that a reconcile that finds nothing to do makes no write.
+func patchStatusIfChanged(ctx context.Context, c client.Client, before, obj client.Object, oldStatus, newStatus any) error {
+	if equality.Semantic.DeepEqual(oldStatus, newStatus) {
+		return nil
+	}
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	return nil
+}

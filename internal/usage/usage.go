@@ -1,0 +1,102 @@
+// Package usage sums what an organization's namespaces hold, from objects already in the cache.
+package usage
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
+)
+
+// Resources whose requests and limits are summed.
+var summed = []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory}
+
+// Counts of namespaced objects, by kind.
+type Counts struct {
+	Pods, Deployments, StatefulSets, Services, PersistentVolumeClaims int32
+}
+
+// Add adds o to c.
+func (c *Counts) Add(o Counts) {
+	c.Pods += o.Pods
+	c.Deployments += o.Deployments
+	c.StatefulSets += o.StatefulSets
+	c.Services += o.Services
+	c.PersistentVolumeClaims += o.PersistentVolumeClaims
+}
+
+// Compute is the usage of one or more namespaces.
+type Compute struct {
+	// Requests and Limits sum cpu and memory of the counted pods.
+	Requests, Limits corev1.ResourceList
+}
+
+// Terminal reports whether a pod no longer uses resources (Succeeded or Failed), as
+// ResourceQuota decides.
+func Terminal(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// SumPods counts the pods that are not terminal and sums their cpu and memory requests and limits
+// the way the scheduler and ResourceQuota do (init containers, sidecars, pod overhead and
+// pod-level resources included). The result always has cpu and memory entries.
+func SumPods(pods []corev1.Pod) (int32, Compute) {
+	c := Compute{Requests: zero(), Limits: zero()}
+	var n int32
+	for i := range pods {
+		pod := &pods[i]
+		if Terminal(pod) {
+			continue
+		}
+		n++
+		addSelected(c.Requests, resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}))
+		addSelected(c.Limits, resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{}))
+	}
+	return n, c
+}
+
+func zero() corev1.ResourceList {
+	l := make(corev1.ResourceList, len(summed))
+	for _, name := range summed {
+		l[name] = resource.Quantity{Format: format(name)}
+	}
+	return l
+}
+
+func format(name corev1.ResourceName) resource.Format {
+	if name == corev1.ResourceMemory {
+		return resource.BinarySI
+	}
+	return resource.DecimalSI
+}
+
+func addSelected(into, from corev1.ResourceList) {
+	for _, name := range summed {
+		q, ok := from[name]
+		if !ok {
+			continue
+		}
+		sum := into[name]
+		sum.Add(q)
+		into[name] = sum
+	}
+}
+
+// Canonical rewrites every quantity in its canonical form, so that a value computed twice
+// compares equal to the one read back from the API server and no status write is made for nothing.
+func Canonical(l corev1.ResourceList) corev1.ResourceList {
+	out := make(corev1.ResourceList, len(l))
+	for name, q := range l {
+		out[name] = resource.MustParse(q.String())
+	}
+	return out
+}
+
+// AddCompute returns the sum of a and b; either may be empty.
+func AddCompute(a, b Compute) Compute {
+	out := Compute{Requests: zero(), Limits: zero()}
+	for _, c := range []Compute{a, b} {
+		addSelected(out.Requests, c.Requests)
+		addSelected(out.Limits, c.Limits)
+	}
+	return out
+}
