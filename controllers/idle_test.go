@@ -1,0 +1,99 @@
+package controllers_test
+
+import (
+	"context"
+	"sync/atomic"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/controllers"
+)
+
+// writeCounter wraps a client and counts every write it makes, status writes included.
+type writeCounter struct {
+	client.Client
+	writes atomic.Int64
+}
+
+func (w *writeCounter) Create(ctx context.Context, o client.Object, opts ...client.CreateOption) error {
+	w.writes.Add(1)
+	return w.Client.Create(ctx, o, opts...)
+}
+
+func (w *writeCounter) Update(ctx context.Context, o client.Object, opts ...client.UpdateOption) error {
+	w.writes.Add(1)
+	return w.Client.Update(ctx, o, opts...)
+}
+
+func (w *writeCounter) Patch(ctx context.Context, o client.Object, p client.Patch, opts ...client.PatchOption) error {
+	w.writes.Add(1)
+	return w.Client.Patch(ctx, o, p, opts...)
+}
+
+func (w *writeCounter) Delete(ctx context.Context, o client.Object, opts ...client.DeleteOption) error {
+	w.writes.Add(1)
+	return w.Client.Delete(ctx, o, opts...)
+}
+
+func (w *writeCounter) Status() client.SubResourceWriter {
+	return &statusCounter{SubResourceWriter: w.Client.Status(), writes: &w.writes}
+}
+
+type statusCounter struct {
+	client.SubResourceWriter
+	writes *atomic.Int64
+}
+
+func (s *statusCounter) Update(ctx context.Context, o client.Object, opts ...client.SubResourceUpdateOption) error {
+	s.writes.Add(1)
+	return s.SubResourceWriter.Update(ctx, o, opts...)
+}
+
+func (s *statusCounter) Patch(ctx context.Context, o client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+	s.writes.Add(1)
+	return s.SubResourceWriter.Patch(ctx, o, p, opts...)
+}
+
+var _ = Describe("An idle reconcile", func() {
+	It("makes no write once everything is up to date", func(ctx SpecContext) {
+		org := uniqueName("idle")
+		Expect(k8s.Create(ctx, newOrganization(org, tenancyv1alpha1.DeletionPolicyCascade))).To(Succeed())
+		Expect(k8s.Create(ctx, labelledNamespace(org+"-x", org))).To(Succeed())
+		Expect(k8s.Create(ctx, newMember(org, "ivy", "ivy@example.com", true, tenancyv1alpha1.KubernetesRoleEdit))).To(Succeed())
+		Expect(k8s.Create(ctx, pod(org, "p", "100m", "64Mi"))).To(Succeed())
+		expectMemberReady(ctx, org, "ivy")
+		Eventually(func(g Gomega) {
+			o := getOrg(g, org)
+			g.Expect(o.Status.Usage.Pods).To(BeEquivalentTo(1))
+			g.Expect(o.Status.Namespaces).To(HaveLen(2))
+		}).Should(Succeed())
+		expectOrgReady(ctx, org)
+		// The manager's cache must have seen the last status writes before the check.
+		Eventually(func(g Gomega) {
+			cached := &tenancyv1alpha1.Organization{}
+			g.Expect(mgrClient.Get(ctx, client.ObjectKey{Name: org}, cached)).To(Succeed())
+			g.Expect(cached.Status).To(Equal(getOrg(g, org).Status))
+			m := &tenancyv1alpha1.OrganizationMember{}
+			g.Expect(mgrClient.Get(ctx, client.ObjectKey{Namespace: org, Name: "ivy"}, m)).To(Succeed())
+			g.Expect(m.Status).To(Equal(getMember(g, org, "ivy").Status))
+		}).Should(Succeed())
+
+		counter := &writeCounter{Client: mgrClient}
+		recorder := events.NewFakeRecorder(10)
+		orgs := &controllers.OrganizationReconciler{Client: counter, Recorder: recorder}
+		members := &controllers.OrganizationMemberReconciler{Client: counter, Recorder: recorder, Clock: realClock{}}
+		for range 3 {
+			_, err := orgs.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: org}})
+			Expect(err).NotTo(HaveOccurred())
+			_, err = members.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: org, Name: "ivy"}})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		Expect(counter.writes.Load()).To(BeZero())
+		Expect(recorder.Events).To(BeEmpty())
+	})
+})
