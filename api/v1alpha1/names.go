@@ -4,7 +4,7 @@ import "strings"
 
 // reservedNames cannot name an organization: its home namespace would take over a system namespace.
 var reservedNames = map[string]bool{
-	"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true, "org-operator-system": true,
+	"default": true, "openshift": true, "kube-system": true, "kube-public": true, "kube-node-lease": true, "org-operator-system": true,
 }
 
 // reservedPrefixes start namespace names that belong to the platform.

@@ -32,7 +32,6 @@ const (
 )
 
 // OrganizationSpec is what a platform team declares about a tenant.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.deletionPolicy) || has(self.deletionPolicy)",message="deletionPolicy cannot be removed once set; set it to Block or Cascade"
 type OrganizationSpec struct {
 	// displayName is the human-readable name shown in UIs, 1 to 50 characters.
 	// +required
@@ -183,7 +182,7 @@ type OrganizationUsage struct {
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be at most 63 lowercase letters, digits and '-', start with a letter and end with a letter or digit"
-// +kubebuilder:validation:XValidation:rule="!(self.metadata.name in ['default', 'kube-system', 'kube-public', 'kube-node-lease', 'org-operator-system']) && !self.metadata.name.startsWith('kube-') && !self.metadata.name.startsWith('openshift-')",message="metadata.name is reserved for the system: default, kube-* and openshift-* cannot name an organization"
+// +kubebuilder:validation:XValidation:rule="!(self.metadata.name in ['default', 'kube-system', 'kube-public', 'kube-node-lease', 'openshift', 'org-operator-system']) && !self.metadata.name.startsWith('kube-') && !self.metadata.name.startsWith('openshift-')",message="metadata.name is reserved for the system: default, openshift, kube-* and openshift-* cannot name an organization"
 type Organization struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

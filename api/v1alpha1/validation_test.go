@@ -1,0 +1,529 @@
+package v1alpha1_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+)
+
+// newOrg returns a valid Organization named name, changed by mutate.
+func newOrg(name string, mutate ...func(*tenancyv1alpha1.Organization)) *tenancyv1alpha1.Organization {
+	o := &tenancyv1alpha1.Organization{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: tenancyv1alpha1.OrganizationSpec{
+			DisplayName:  "Test Organization",
+			Description:  "An organization the validation tests create.",
+			LogoURL:      "https://example.com/logo.png",
+			Links:        map[string]string{"website": "https://example.com", "docs": "http://docs.example.com/start"},
+			ContactEmail: "platform@example.com",
+			Type:         tenancyv1alpha1.OrganizationTypeBusiness,
+			Subscription: &tenancyv1alpha1.Subscription{
+				Plan:      "business",
+				StartDate: ptrTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+				EndDate:   ptrTime(time.Date(2027, 12, 31, 23, 59, 59, 0, time.UTC)),
+			},
+			DeletionPolicy: tenancyv1alpha1.DeletionPolicyBlock,
+		},
+	}
+	for _, m := range mutate {
+		m(o)
+	}
+	return o
+}
+
+// newMember returns a valid OrganizationMember named name in membersNamespace, changed by mutate.
+func newMember(name string, mutate ...func(*tenancyv1alpha1.OrganizationMember)) *tenancyv1alpha1.OrganizationMember {
+	m := &tenancyv1alpha1.OrganizationMember{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: membersNamespace},
+		Spec: tenancyv1alpha1.OrganizationMemberSpec{
+			Email:          "someone@example.com",
+			Username:       "someone",
+			KubernetesRole: tenancyv1alpha1.KubernetesRoleEdit,
+		},
+	}
+	for _, f := range mutate {
+		f(m)
+	}
+	return m
+}
+
+// raw turns a typed object into an unstructured one and lets mutate edit its content, for
+// manifests the Go types cannot express (a missing required field, an empty string that
+// omitempty would drop, a malformed date).
+func raw(obj client.Object, mutate func(content map[string]any)) *unstructured.Unstructured {
+	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		panic(err)
+	}
+	u := &unstructured.Unstructured{Object: content}
+	gvks, _, err := scheme.ObjectKinds(obj)
+	if err != nil {
+		panic(err)
+	}
+	u.SetGroupVersionKind(gvks[0])
+	delete(u.Object, "status")
+	mutate(u.Object)
+	return u
+}
+
+// spec returns the spec map of an unstructured object's content.
+func spec(content map[string]any) map[string]any { return content["spec"].(map[string]any) }
+
+func ptrTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t)
+	return &mt
+}
+
+// links returns n valid links.
+func links(n int) map[string]string {
+	out := make(map[string]string, n)
+	for i := range n {
+		out[fmt.Sprintf("link-%02d", i)] = fmt.Sprintf("https://example.com/%d", i)
+	}
+	return out
+}
+
+// freshCopy returns an empty object of obj's type and GroupVersionKind to Get into.
+func freshCopy(obj client.Object) client.Object {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		out := &unstructured.Unstructured{}
+		out.SetGroupVersionKind(u.GroupVersionKind())
+		return out
+	}
+	out, err := scheme.New(mustGVK(obj))
+	if err != nil {
+		panic(err)
+	}
+	return out.(client.Object)
+}
+
+func mustGVK(obj client.Object) schema.GroupVersionKind {
+	gvks, _, err := scheme.ObjectKinds(obj)
+	if err != nil {
+		panic(err)
+	}
+	return gvks[0]
+}
+
+var _ = Describe("Admission of Organizations and OrganizationMembers", func() {
+	long := strings.Repeat
+
+	DescribeTable("rejects bad manifests",
+		func(obj client.Object, message string) {
+			obj = obj.DeepCopyObject().(client.Object)
+			err := k8sClient.Create(ctx, obj)
+			if err == nil {
+				DeferCleanup(func() { _ = k8sClient.Delete(ctx, obj) })
+			}
+			Expect(err).To(HaveOccurred(), "the API server accepted the manifest")
+			GinkgoWriter.Printf("rejected: %v\n", err)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "not an Invalid error: %v", err)
+			Expect(err.Error()).To(ContainSubstring(message))
+
+			err = k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), freshCopy(obj))
+			Expect(apierrors.IsNotFound(err)).To(BeTrue(), "expected NotFound after the rejection, got %v", err)
+		},
+
+		// Organization: metadata.name.
+		Entry("org name with uppercase letters", newOrg("Acme-Upper"),
+			"metadata.name must be at most 63 lowercase letters"),
+		Entry("org name with a leading digit", newOrg("1acme"),
+			"metadata.name must be at most 63 lowercase letters"),
+		Entry("org name with a trailing dash", newOrg("acme-trailing-"),
+			"metadata.name must be at most 63 lowercase letters"),
+		Entry("org name of 64 characters", newOrg("n"+long("a", 63)),
+			"metadata.name must be at most 63 lowercase letters"),
+		Entry("org name with dots", newOrg("acme.example"),
+			"metadata.name must be at most 63 lowercase letters"),
+		Entry("org name with an underscore", newOrg("acme_underscore"),
+			"metadata.name must be at most 63 lowercase letters"),
+		Entry("org named default", newOrg("default"),
+			"metadata.name is reserved for the system"),
+		Entry("org named kube-system", newOrg("kube-system"),
+			"metadata.name is reserved for the system"),
+		Entry("org named kube-public", newOrg("kube-public"),
+			"metadata.name is reserved for the system"),
+		Entry("org named kube-node-lease", newOrg("kube-node-lease"),
+			"metadata.name is reserved for the system"),
+		Entry("org named kube-foo", newOrg("kube-foo"),
+			"metadata.name is reserved for the system"),
+		Entry("org named openshift", newOrg("openshift"),
+			"metadata.name is reserved for the system"),
+		Entry("org named openshift-x", newOrg("openshift-x"),
+			"metadata.name is reserved for the system"),
+		Entry("org named org-operator-system", newOrg("org-operator-system"),
+			"metadata.name is reserved for the system"),
+
+		// Organization: spec.
+		Entry("org without spec", raw(newOrg("no-spec"), func(c map[string]any) { delete(c, "spec") }),
+			"spec: Required value"),
+		Entry("org without displayName", raw(newOrg("no-displayname"), func(c map[string]any) { delete(spec(c), "displayName") }),
+			"spec.displayName: Required value"),
+		Entry("org with an empty displayName", newOrg("empty-displayname", func(o *tenancyv1alpha1.Organization) { o.Spec.DisplayName = "" }),
+			"spec.displayName in body should be at least 1 chars long"),
+		Entry("org with a 51-character displayName", newOrg("long-displayname", func(o *tenancyv1alpha1.Organization) { o.Spec.DisplayName = long("d", 51) }),
+			"spec.displayName: Too long: may not be more than 50 bytes"),
+		Entry("org with a 257-character description", newOrg("long-description", func(o *tenancyv1alpha1.Organization) { o.Spec.Description = long("d", 257) }),
+			"spec.description: Too long: may not be more than 256 bytes"),
+		Entry("org with a logoURL that is not a URL", newOrg("logo-not-url", func(o *tenancyv1alpha1.Organization) { o.Spec.LogoURL = "not a url" }),
+			"logoURL must be an absolute http or https URL"),
+		Entry("org with an ftp:// logoURL", newOrg("logo-ftp", func(o *tenancyv1alpha1.Organization) { o.Spec.LogoURL = "ftp://example.com/logo.png" }),
+			"logoURL must be an absolute http or https URL"),
+		Entry("org with a relative logoURL", newOrg("logo-relative", func(o *tenancyv1alpha1.Organization) { o.Spec.LogoURL = "/logo.png" }),
+			"logoURL must be an absolute http or https URL"),
+		Entry("org with a logoURL over 2048 characters", newOrg("logo-long", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.LogoURL = "https://example.com/" + long("l", 2048)
+		}),
+			"spec.logoURL: Too long: may not be more than 2048 bytes"),
+		Entry("org with a link name holding a space", newOrg("link-key-space", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Links = map[string]string{"bad key": "https://example.com"}
+		}),
+			"link names must be 1-63 letters, digits"),
+		Entry("org with a link name starting with a dash", newOrg("link-key-dash", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Links = map[string]string{"-docs": "https://example.com"}
+		}),
+			"link names must be 1-63 letters, digits"),
+		Entry("org with an empty link name", newOrg("link-key-empty", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Links = map[string]string{"": "https://example.com"}
+		}),
+			"link names must be 1-63 letters, digits"),
+		Entry("org with a 64-character link name", newOrg("link-key-long", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Links = map[string]string{long("k", 64): "https://example.com"}
+		}),
+			"link names must be 1-63 letters, digits"),
+		Entry("org with a non-http link target", newOrg("link-target-ftp", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Links = map[string]string{"files": "ftp://files.example.com"}
+		}),
+			"link targets must be absolute http or https URLs"),
+		Entry("org with a link target that is not a URL", newOrg("link-target-text", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Links = map[string]string{"website": "example dot com"}
+		}),
+			"link targets must be absolute http or https URLs"),
+		Entry("org with a link target over 2048 characters", newOrg("link-target-long", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Links = map[string]string{"website": "https://example.com/" + long("l", 2048)}
+		}),
+			"link targets must be absolute http or https URLs of at most 2048 characters"),
+		Entry("org with 17 links", newOrg("links-17", func(o *tenancyv1alpha1.Organization) { o.Spec.Links = links(17) }),
+			"spec.links: Too many: 17: must have at most 16 items"),
+		Entry("org with a malformed contactEmail", newOrg("email-malformed", func(o *tenancyv1alpha1.Organization) { o.Spec.ContactEmail = "platform.example.com" }),
+			"spec.contactEmail in body should match"),
+		Entry("org with a contactEmail without a domain dot", newOrg("email-no-tld", func(o *tenancyv1alpha1.Organization) { o.Spec.ContactEmail = "platform@localhost" }),
+			"spec.contactEmail in body should match"),
+		Entry("org with a type not in the enum", newOrg("type-bad", func(o *tenancyv1alpha1.Organization) { o.Spec.Type = "Startup" }),
+			`spec.type: Unsupported value: "Startup": supported values: "Business", "Enterprise", "Individual", "Trial"`),
+		Entry("org with a lowercase type", newOrg("type-lower", func(o *tenancyv1alpha1.Organization) { o.Spec.Type = "business" }),
+			`spec.type: Unsupported value: "business"`),
+		Entry("org with a deletionPolicy not in the enum", newOrg("policy-bad", func(o *tenancyv1alpha1.Organization) { o.Spec.DeletionPolicy = "Orphan" }),
+			`spec.deletionPolicy: Unsupported value: "Orphan": supported values: "Block", "Cascade"`),
+		Entry("org with endDate before startDate", newOrg("end-before-start", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Subscription.StartDate = ptrTime(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
+			o.Spec.Subscription.EndDate = ptrTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		}),
+			"subscription.endDate must be after subscription.startDate"),
+		Entry("org with endDate equal to startDate", newOrg("end-equals-start", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Subscription.EndDate = o.Spec.Subscription.StartDate.DeepCopy()
+		}),
+			"subscription.endDate must be after subscription.startDate"),
+		Entry("org with a startDate that is not a date-time", raw(newOrg("start-not-date"), func(c map[string]any) {
+			spec(c)["subscription"].(map[string]any)["startDate"] = "next monday"
+		}),
+			"spec.subscription.startDate in body must be of type date-time"),
+		Entry("org with an uppercase plan", newOrg("plan-upper", func(o *tenancyv1alpha1.Organization) { o.Spec.Subscription.Plan = "Business" }),
+			"spec.subscription.plan in body should match"),
+		Entry("org with a plan starting with a digit", newOrg("plan-digit", func(o *tenancyv1alpha1.Organization) { o.Spec.Subscription.Plan = "1plan" }),
+			"spec.subscription.plan in body should match"),
+		Entry("org with a 64-character plan", newOrg("plan-long", func(o *tenancyv1alpha1.Organization) { o.Spec.Subscription.Plan = long("p", 64) }),
+			"spec.subscription.plan: Too long: may not be more than 63 bytes"),
+
+		// OrganizationMember.
+		Entry("member without spec", raw(newMember("no-spec"), func(c map[string]any) { delete(c, "spec") }),
+			"spec: Required value"),
+		Entry("member without email", raw(newMember("no-email"), func(c map[string]any) { delete(spec(c), "email") }),
+			"spec.email: Required value"),
+		Entry("member with a malformed email", newMember("email-malformed", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Email = "someone-at-example.com" }),
+			"spec.email in body should match"),
+		Entry("member with a 255-character email", newMember("email-long", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.Email = long("e", 255-len("@example.com")) + "@example.com"
+		}),
+			"spec.email: Too long: may not be more than 254 bytes"),
+		Entry("member with an empty email", newMember("email-empty", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Email = "" }),
+			"spec.email in body should be at least 3 chars long"),
+		Entry("member with a system: username", newMember("username-system", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Username = "system:admin" }),
+			"username cannot be a system: identity"),
+		Entry("member with a service account username", newMember("username-sa", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.Username = "system:serviceaccount:kube-system:default"
+		}),
+			"username cannot be a system: identity"),
+		Entry("member with an empty username", raw(newMember("username-empty"), func(c map[string]any) { spec(c)["username"] = "" }),
+			"spec.username in body should be at least 1 chars long"),
+		Entry("member with a 254-character username", newMember("username-long", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Username = long("u", 254) }),
+			"spec.username: Too long: may not be more than 253 bytes"),
+		Entry("member with a kubernetesRole not in the enum", newMember("role-bad", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.KubernetesRole = "Owner" }),
+			`spec.kubernetesRole: Unsupported value: "Owner": supported values: "Admin", "Edit", "View", "None"`),
+		Entry("member with a lowercase kubernetesRole", newMember("role-lower", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.KubernetesRole = "admin" }),
+			`spec.kubernetesRole: Unsupported value: "admin"`),
+		Entry("member with a name of 64 characters", newMember(long("m", 64)),
+			"metadata.name must be at most 63 characters"),
+	)
+
+	DescribeTable("accepts boundary manifests",
+		func(obj client.Object, check func(got client.Object)) {
+			obj = obj.DeepCopyObject().(client.Object)
+			Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+			DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, obj))).To(Succeed()) })
+
+			got := freshCopy(obj)
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), got)).To(Succeed())
+			if check != nil {
+				check(got)
+			}
+		},
+
+		Entry("org name of 63 characters", newOrg("n"+long("a", 62)), nil),
+		Entry("org name kubeflow (kube without a dash)", newOrg("kubeflow"), nil),
+		Entry("org name of one letter", newOrg("a"), nil),
+		Entry("org with a 50-character displayName", newOrg("displayname-50", func(o *tenancyv1alpha1.Organization) { o.Spec.DisplayName = long("d", 50) }), nil),
+		Entry("org with a 256-character description", newOrg("description-256", func(o *tenancyv1alpha1.Organization) { o.Spec.Description = long("d", 256) }), nil),
+		Entry("org with 16 links", newOrg("links-16", func(o *tenancyv1alpha1.Organization) { o.Spec.Links = links(16) }),
+			func(got client.Object) {
+				Expect(got.(*tenancyv1alpha1.Organization).Spec.Links).To(HaveLen(16))
+			}),
+		Entry("org with a 63-character link name with dots and underscores", newOrg("link-key-63", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Links = map[string]string{"a._-" + long("k", 59): "https://example.com"}
+		}), nil),
+		Entry("org with endDate one second after startDate", newOrg("end-one-second", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Subscription.EndDate = ptrTime(o.Spec.Subscription.StartDate.Add(time.Second))
+		}), nil),
+		Entry("org with only startDate", newOrg("start-only", func(o *tenancyv1alpha1.Organization) { o.Spec.Subscription.EndDate = nil }), nil),
+		Entry("org with only displayName, and the defaults come back", &tenancyv1alpha1.Organization{
+			ObjectMeta: metav1.ObjectMeta{Name: "minimal"},
+			Spec:       tenancyv1alpha1.OrganizationSpec{DisplayName: "Minimal"},
+		}, func(got client.Object) {
+			o := got.(*tenancyv1alpha1.Organization)
+			Expect(o.Spec.Type).To(Equal(tenancyv1alpha1.OrganizationTypeBusiness))
+			Expect(o.Spec.DeletionPolicy).To(Equal(tenancyv1alpha1.DeletionPolicyBlock))
+			Expect(o.Spec.Subscription).To(BeNil())
+			Expect(o.Spec.Links).To(BeEmpty())
+		}),
+		Entry("org with a 254-character contactEmail", newOrg("email-254", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.ContactEmail = long("e", 254-len("@example.com")) + "@example.com"
+		}), nil),
+		Entry("member with a name of exactly 63 characters", newMember(long("m", 63)), nil),
+		Entry("member with only an email, and kubernetesRole defaults to View", &tenancyv1alpha1.OrganizationMember{
+			ObjectMeta: metav1.ObjectMeta{Name: "minimal", Namespace: membersNamespace},
+			Spec:       tenancyv1alpha1.OrganizationMemberSpec{Email: "minimal@example.com"},
+		}, func(got client.Object) {
+			m := got.(*tenancyv1alpha1.OrganizationMember)
+			Expect(m.Spec.KubernetesRole).To(Equal(tenancyv1alpha1.KubernetesRoleView))
+			Expect(m.Spec.Admin).To(BeFalse())
+			Expect(m.Spec.Username).To(BeEmpty())
+		}),
+		Entry("member with kubernetesRole None", newMember("role-none", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.KubernetesRole = tenancyv1alpha1.KubernetesRoleNone
+		}), nil),
+		Entry("member with a 254-character email", newMember("email-254", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.Email = long("e", 254-len("@example.com")) + "@example.com"
+		}), nil),
+		Entry("member with a username that merely starts with system", newMember("username-systemd", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Username = "systemd-user" }), nil),
+		Entry("member with a 253-character username", newMember("username-253", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Username = long("u", 253) }), nil),
+	)
+
+	// deletionPolicy has a default (Block): the API server applies defaults when it decodes every
+	// write, so removing the field from an organization on Cascade falls back to the safe policy,
+	// whichever way it is removed. These specs pin that behaviour.
+	Describe("removing deletionPolicy once set to Cascade", func() {
+		const manager = "gitops"
+		var (
+			key        client.ObjectKey
+			policyOrgs int // names every spec's organization distinctly
+		)
+
+		// apply server-side-applies the organization as manager, with deletionPolicy when policy is set.
+		apply := func(policy tenancyv1alpha1.DeletionPolicy) error {
+			spec := map[string]any{"displayName": "Policy Test", "type": "Enterprise"}
+			if policy != "" {
+				spec["deletionPolicy"] = string(policy)
+			}
+			u := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": tenancyv1alpha1.GroupVersion.String(),
+				"kind":       "Organization",
+				"metadata":   map[string]any{"name": key.Name},
+				"spec":       spec,
+			}}
+			data, err := u.MarshalJSON()
+			Expect(err).NotTo(HaveOccurred())
+			return k8sClient.Patch(ctx, u, client.RawPatch(types.ApplyPatchType, data), client.FieldOwner(manager), client.ForceOwnership)
+		}
+
+		get := func() *tenancyv1alpha1.Organization {
+			got := &tenancyv1alpha1.Organization{}
+			Expect(k8sClient.Get(ctx, key, got)).To(Succeed())
+			return got
+		}
+
+		BeforeEach(func() {
+			policyOrgs++
+			key = client.ObjectKey{Name: fmt.Sprintf("policy-%d", policyOrgs)}
+			Expect(apply(tenancyv1alpha1.DeletionPolicyCascade)).To(Succeed())
+			DeferCleanup(func() {
+				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, &tenancyv1alpha1.Organization{ObjectMeta: metav1.ObjectMeta{Name: key.Name}}))).To(Succeed())
+			})
+			Expect(get().Spec.DeletionPolicy).To(Equal(tenancyv1alpha1.DeletionPolicyCascade))
+		})
+
+		// expectDefaulted checks that the update went through and deletionPolicy was defaulted back
+		// to Block, rather than rejected with the rule's message, and that nothing else changed.
+		expectDefaulted := func(err error) {
+			Expect(err).NotTo(HaveOccurred(), "the transition rule fired after all: update this test and the report")
+			got := get()
+			Expect(got.Spec.DeletionPolicy).To(Equal(tenancyv1alpha1.DeletionPolicyBlock))
+			Expect(got.Spec.DisplayName).To(Equal("Policy Test"))
+			Expect(got.Spec.Type).To(Equal(tenancyv1alpha1.OrganizationTypeEnterprise))
+		}
+
+		It("by update", func() {
+			org := get()
+			org.Spec.DeletionPolicy = "" // omitempty: the field is not sent
+			expectDefaulted(k8sClient.Update(ctx, org))
+		})
+
+		It("by merge patch", func() {
+			expectDefaulted(k8sClient.Patch(ctx, get(), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"deletionPolicy":null}}`))))
+		})
+
+		It("by json patch", func() {
+			expectDefaulted(k8sClient.Patch(ctx, get(), client.RawPatch(types.JSONPatchType, []byte(`[{"op":"remove","path":"/spec/deletionPolicy"}]`))))
+		})
+
+		It("by server-side apply", func() {
+			expectDefaulted(apply(""))
+		})
+
+		It("but can be changed explicitly", func() {
+			org := get()
+			org.Spec.DeletionPolicy = tenancyv1alpha1.DeletionPolicyBlock
+			Expect(k8sClient.Update(ctx, org)).To(Succeed())
+			Expect(get().Spec.DeletionPolicy).To(Equal(tenancyv1alpha1.DeletionPolicyBlock))
+		})
+
+		It("but not to a value outside the enum, leaving the object unchanged", func() {
+			org := get()
+			org.Spec.DeletionPolicy = "Orphan"
+			err := k8sClient.Update(ctx, org)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "not an Invalid error: %v", err)
+			Expect(err.Error()).To(ContainSubstring(`spec.deletionPolicy: Unsupported value: "Orphan": supported values: "Block", "Cascade"`))
+			Expect(get().Spec.DeletionPolicy).To(Equal(tenancyv1alpha1.DeletionPolicyCascade))
+		})
+	})
+})
+
+// samplesDir holds the sample manifests, relative to this package.
+var samplesDir = filepath.Join("..", "..", "config", "samples")
+
+// readManifests decodes every YAML document of a file.
+func readManifests(path string) []*unstructured.Unstructured {
+	f, err := os.Open(path)
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = f.Close() }()
+
+	var out []*unstructured.Unstructured
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(f))
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		Expect(err).NotTo(HaveOccurred())
+		content := map[string]any{}
+		Expect(yaml.Unmarshal(doc, &content)).To(Succeed(), "%s: %s", path, doc)
+		if len(content) == 0 {
+			continue
+		}
+		out = append(out, &unstructured.Unstructured{Object: content})
+	}
+}
+
+var _ = Describe("The samples in config/samples", func() {
+	It("are listed in kustomization.yaml, organizations first, and pass a server-side dry run", func() {
+		var kustomization struct {
+			Resources []string `json:"resources"`
+		}
+		data, err := os.ReadFile(filepath.Join(samplesDir, "kustomization.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(yaml.UnmarshalStrict(data, &kustomization)).To(Succeed())
+		Expect(kustomization.Resources).NotTo(BeEmpty())
+		Expect(kustomization.Resources[0]).To(Equal("tenancy_v1alpha1_organization.yaml"))
+
+		files, err := filepath.Glob(filepath.Join(samplesDir, "*.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		var samples []string
+		for _, f := range files {
+			if base := filepath.Base(f); base != "kustomization.yaml" {
+				samples = append(samples, base)
+			}
+		}
+		Expect(kustomization.Resources).To(ConsistOf(samples), "kustomization.yaml must list every sample")
+
+		// No controller runs here, so the home namespaces the operator would create are made by hand.
+		// They are left in place: without kube-controller-manager a deleted namespace stays
+		// Terminating, and a repeated run could then not create the members in it.
+		for _, name := range []string{"acme", "globex"} {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+			Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, ns))).To(Succeed())
+		}
+
+		kinds := map[string][]string{}
+		for _, file := range kustomization.Resources {
+			for _, obj := range readManifests(filepath.Join(samplesDir, file)) {
+				By(fmt.Sprintf("dry-run creating %s %s/%s from %s", obj.GetKind(), obj.GetNamespace(), obj.GetName(), file))
+				Expect(k8sClient.Create(ctx, obj, client.DryRunAll, client.FieldValidation(metav1.FieldValidationStrict))).To(Succeed())
+				kinds[obj.GetKind()] = append(kinds[obj.GetKind()], strings.TrimPrefix(client.ObjectKeyFromObject(obj).String(), "/"))
+
+				// A dry run stores nothing.
+				err := k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), freshCopy(obj))
+				if obj.GetKind() == "Namespace" && (obj.GetName() == "acme" || obj.GetName() == "globex") {
+					continue
+				}
+				Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%s %s was stored by a dry run: %v", obj.GetKind(), obj.GetName(), err)
+			}
+		}
+		Expect(kinds).To(Equal(map[string][]string{
+			"Organization":       {"acme", "globex"},
+			"OrganizationMember": {"acme/alice", "acme/bob", "globex/carol"},
+			"Namespace":          {"acme-staging"},
+		}))
+	})
+
+	It("decode strictly into the Go types", func() {
+		decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
+		for _, file := range []string{"tenancy_v1alpha1_organization.yaml", "tenancy_v1alpha1_organizationmember.yaml"} {
+			for _, obj := range readManifests(filepath.Join(samplesDir, file)) {
+				data, err := obj.MarshalJSON()
+				Expect(err).NotTo(HaveOccurred())
+				_, _, err = decoder.Decode(data, nil, nil)
+				Expect(err).NotTo(HaveOccurred(), "%s: %s", file, obj.GetName())
+			}
+		}
+	})
+})
