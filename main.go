@@ -3,8 +3,12 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"flag"
+	"net/http"
 	"os"
+	"path/filepath"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -18,6 +22,8 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/controllers"
+	"github.com/orgoperator/org-operator/internal/certs"
+	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
 )
 
 var scheme = runtime.NewScheme()
@@ -36,6 +42,12 @@ func main() {
 		concurrency            int
 		qps                    float64
 		burst                  int
+		enableWebhooks         bool
+		webhookPort            int
+		webhookHost            string
+		webhookCertDir         string
+		webhookCerts           string
+		namespace              string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"Address of the metrics endpoint, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -49,6 +61,17 @@ func main() {
 	flag.IntVar(&concurrency, "concurrency", 4, "Reconciles each controller runs at once.")
 	flag.Float64Var(&qps, "kube-api-qps", 100, "Requests per second to the API server (client-go defaults to 5).")
 	flag.IntVar(&burst, "kube-api-burst", 200, "Burst of requests to the API server.")
+	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
+	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
+	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server listens on; all addresses if empty.")
+	flag.StringVar(&webhookCertDir, "webhook-cert-dir", filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"),
+		"Directory holding the webhook server's tls.crt and tls.key.")
+	flag.StringVar(&webhookCerts, "webhook-certs", "self-managed",
+		"Who provides the webhook certificate: self-managed (the operator keeps a CA in the Secret "+
+			"org-operator-webhook-certs and injects it into its webhook configurations) or external "+
+			"(cert-manager or another tool writes the files into --webhook-cert-dir).")
+	flag.StringVar(&namespace, "namespace", os.Getenv("POD_NAMESPACE"),
+		"The operator's namespace, for its webhook certificate Secret; defaults to $POD_NAMESPACE.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -68,10 +91,27 @@ func main() {
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	cfg.UserAgent = "org-operator"
 
+	selfManaged := enableWebhooks && webhookCerts == "self-managed"
+	if enableWebhooks && webhookCerts != "self-managed" && webhookCerts != "external" {
+		log.Error(nil, "Unknown --webhook-certs", "value", webhookCerts)
+		os.Exit(2)
+	}
+	if selfManaged && namespace == "" {
+		log.Error(nil, "Self-managed webhook certificates need --namespace or $POD_NAMESPACE")
+		os.Exit(2)
+	}
+	certOpts := certs.Options{
+		Namespace: namespace, SecretName: "org-operator-webhook-certs", ServiceName: "org-operator-webhook-service",
+		CertDir:         webhookCertDir,
+		MutatingWebhook: "org-operator-mutating-webhook-configuration", ValidatingWebhook: "org-operator-validating-webhook-configuration",
+	}
+
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsOpts,
-		WebhookServer:                 webhook.NewServer(webhook.Options{TLSOpts: tlsOpts}),
+		Scheme:  scheme,
+		Metrics: metricsOpts,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: webhookHost, Port: webhookPort, CertDir: webhookCertDir, TLSOpts: tlsOpts,
+		}),
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "org-operator.tenancy.orgoperator.io",
@@ -86,11 +126,18 @@ func main() {
 		log.Error(err, "Unable to set up controllers")
 		os.Exit(1)
 	}
+	readyz := healthz.Ping
+	if enableWebhooks {
+		if readyz, err = setupWebhooks(mgr, selfManaged, certOpts); err != nil {
+			log.Error(err, "Unable to set up webhooks")
+			os.Exit(1)
+		}
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "Unable to set up health check")
 		os.Exit(1)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("readyz", readyz); err != nil {
 		log.Error(err, "Unable to set up ready check")
 		os.Exit(1)
 	}
@@ -99,4 +146,38 @@ func main() {
 		log.Error(err, "Manager exited")
 		os.Exit(1)
 	}
+}
+
+// setupWebhooks registers the admission webhooks and returns the readiness check of their
+// server. With self-managed certificates, the server is created only once the rotator has written
+// the certificate files, since it cannot start without them: the manager adds a webhook server
+// to its runnables on first use, and starts it at once when it is already running.
+func setupWebhooks(mgr ctrl.Manager, selfManaged bool, certOpts certs.Options) (healthz.Checker, error) {
+	if !selfManaged {
+		if err := orgwebhook.SetupWithManager(mgr, orgwebhook.Options{}); err != nil {
+			return nil, err
+		}
+		return mgr.GetWebhookServer().StartedChecker(), nil
+	}
+	ready := make(chan struct{})
+	if err := certs.Add(mgr, certOpts, ready); err != nil {
+		return nil, err
+	}
+	var started atomic.Pointer[healthz.Checker]
+	go func() {
+		<-ready
+		if err := orgwebhook.SetupWithManager(mgr, orgwebhook.Options{}); err != nil {
+			ctrl.Log.WithName("setup").Error(err, "Unable to set up webhooks")
+			os.Exit(1)
+		}
+		checker := mgr.GetWebhookServer().StartedChecker()
+		started.Store(&checker)
+	}()
+	return func(req *http.Request) error {
+		checker := started.Load()
+		if checker == nil {
+			return errors.New("waiting for the webhook certificate")
+		}
+		return (*checker)(req)
+	}, nil
 }

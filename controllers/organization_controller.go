@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/inventory"
 )
 
 // OrganizationReconciler keeps an organization's home namespace and status: its namespaces,
@@ -77,7 +79,11 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.observeMembers(ctx, org); err != nil {
+	members, err := r.observeMembers(ctx, org)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileReaderAccess(ctx, org, members); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.observeUsage(ctx, org, namespaces); err != nil {
@@ -90,7 +96,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // one is its own, sets NamespacesReady, and returns the organization's namespaces, sorted.
 func (r *OrganizationReconciler) reconcileHomeNamespace(ctx context.Context, org *tenancyv1alpha1.Organization) ([]string, error) {
 	log := ctrl.LoggerFrom(ctx)
-	labelled, err := r.organizationNamespaces(ctx, org.Name)
+	labelled, err := inventory.OrganizationNamespaces(ctx, r.Client, org.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -193,15 +199,6 @@ func (r *OrganizationReconciler) ensureHomeLabels(ctx context.Context, org *tena
 	return nil
 }
 
-// organizationNamespaces lists, from the cache, the namespaces labelled into an organization.
-func (r *OrganizationReconciler) organizationNamespaces(ctx context.Context, org string) ([]corev1.Namespace, error) {
-	list := &corev1.NamespaceList{}
-	if err := r.List(ctx, list, client.MatchingFields{namespaceOrganizationIndex: org}); err != nil {
-		return nil, fmt.Errorf("listing namespaces of organization %s: %w", org, err)
-	}
-	return list.Items, nil
-}
-
 func namesOf(namespaces []corev1.Namespace, keep func(*corev1.Namespace) bool) []string {
 	names := make([]string, 0, len(namespaces))
 	for i := range namespaces {
@@ -220,7 +217,7 @@ func (r *OrganizationReconciler) reconcileDelete(ctx context.Context, org *tenan
 		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
-	labelled, err := r.organizationNamespaces(ctx, org.Name)
+	labelled, err := inventory.OrganizationNamespaces(ctx, r.Client, org.Name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -238,7 +235,7 @@ func (r *OrganizationReconciler) reconcileDelete(ctx context.Context, org *tenan
 	case tenancyv1alpha1.DeletionPolicyCascade:
 		toDelete = namespaces
 	default:
-		blocking, err := r.blockingObjects(ctx, namespaces)
+		blocking, err := inventory.Blocking(ctx, r.Client, namesOf(namespaces, func(*corev1.Namespace) bool { return true }))
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -289,31 +286,6 @@ func sortedByName(namespaces []corev1.Namespace) []corev1.Namespace {
 	return namespaces
 }
 
-// blockingObjects describes, per namespace, the workloads and data that keep an organization with
-// deletionPolicy Block: running pods, Deployments, StatefulSets and PersistentVolumeClaims.
-func (r *OrganizationReconciler) blockingObjects(ctx context.Context, namespaces []corev1.Namespace) ([]string, error) {
-	var out []string
-	for _, ns := range namespaces {
-		u, err := r.namespaceUsage(ctx, ns.Name)
-		if err != nil {
-			return nil, err
-		}
-		var parts []string
-		for _, c := range []struct {
-			n    int32
-			kind string
-		}{{u.Pods, "pods"}, {u.Deployments, "deployments"}, {u.StatefulSets, "statefulsets"}, {u.PersistentVolumeClaims, "persistentvolumeclaims"}} {
-			if c.n > 0 {
-				parts = append(parts, fmt.Sprintf("%d %s", c.n, c.kind))
-			}
-		}
-		if len(parts) > 0 {
-			out = append(out, fmt.Sprintf("namespace %s has %s", ns.Name, strings.Join(parts, ", ")))
-		}
-	}
-	return out, nil
-}
-
 // SetupWithManager registers the controller and the watches that map changes back to one
 // organization.
 func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
@@ -325,6 +297,8 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceToOrganizations),
 			builder.WithPredicates(namespaceChanged())).
 		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganization).
+		Owns(&rbacv1.ClusterRole{}).
+		Owns(&rbacv1.ClusterRoleBinding{}).
 		Watches(&corev1.Pod{}, toOrganization, builder.WithPredicates(podUsageChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
 	for _, kind := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.Service{}, &corev1.PersistentVolumeClaim{}} {

@@ -4,22 +4,21 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/usage"
 )
 
-// observeMembers counts the organization's members and admins and sets MembersReady.
-func (r *OrganizationReconciler) observeMembers(ctx context.Context, org *tenancyv1alpha1.Organization) error {
+// observeMembers counts the organization's members and admins, sets MembersReady and returns them.
+func (r *OrganizationReconciler) observeMembers(ctx context.Context, org *tenancyv1alpha1.Organization) ([]tenancyv1alpha1.OrganizationMember, error) {
 	members := &tenancyv1alpha1.OrganizationMemberList{}
 	if org.Status.HomeNamespace != "" {
 		if err := r.List(ctx, members, client.InNamespace(org.Status.HomeNamespace)); err != nil {
-			return fmt.Errorf("listing members: %w", err)
+			return nil, fmt.Errorf("listing members: %w", err)
 		}
 	}
 	var admins, notReady int32
@@ -41,11 +40,11 @@ func (r *OrganizationReconciler) observeMembers(ctx context.Context, org *tenanc
 	if notReady > 0 {
 		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.MembersReadyCondition, metav1.ConditionFalse,
 			tenancyv1alpha1.MembersNotReadyReason, fmt.Sprintf("%d of %d members are not Ready, e.g. %s", notReady, len(members.Items), firstNotReady))
-		return nil
+		return members.Items, nil
 	}
 	setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.MembersReadyCondition, metav1.ConditionTrue,
 		tenancyv1alpha1.ReconciledReason, fmt.Sprintf("%d members, %d admins", len(members.Items), admins))
-	return nil
+	return members.Items, nil
 }
 
 // memberReady is true when a member's Ready condition is True for its current generation.
@@ -59,7 +58,7 @@ func (r *OrganizationReconciler) observeUsage(ctx context.Context, org *tenancyv
 	total := usage.Counts{}
 	compute := usage.Compute{}
 	for _, ns := range namespaces {
-		u, err := r.namespaceUsage(ctx, ns)
+		u, err := inventory.NamespaceUsage(ctx, r.Client, ns)
 		if err != nil {
 			return err
 		}
@@ -81,41 +80,4 @@ func (r *OrganizationReconciler) observeUsage(ctx context.Context, org *tenancyv
 		Limits:                 usage.Canonical(compute.Limits),
 	}
 	return nil
-}
-
-type namespaceUsage struct {
-	usage.Counts
-	usage.Compute
-}
-
-// namespaceUsage counts one namespace's objects from the cache.
-func (r *OrganizationReconciler) namespaceUsage(ctx context.Context, namespace string) (namespaceUsage, error) {
-	var u namespaceUsage
-	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(namespace)); err != nil {
-		return u, fmt.Errorf("listing pods in %s: %w", namespace, err)
-	}
-	u.Pods, u.Compute = usage.SumPods(pods.Items)
-	counts := []struct {
-		into *int32
-		list *metav1.PartialObjectMetadataList
-	}{
-		{&u.Deployments, metadataList(deploymentsGVK)},
-		{&u.StatefulSets, metadataList(statefulSetsGVK)},
-		{&u.Services, metadataList(servicesGVK)},
-		{&u.PersistentVolumeClaims, metadataList(pvcsGVK)},
-	}
-	for _, c := range counts {
-		if err := r.List(ctx, c.list, client.InNamespace(namespace)); err != nil {
-			return u, fmt.Errorf("listing %s in %s: %w", c.list.Kind, namespace, err)
-		}
-		*c.into = int32(len(c.list.Items))
-	}
-	return u, nil
-}
-
-func metadataList(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadataList {
-	l := &metav1.PartialObjectMetadataList{}
-	l.SetGroupVersionKind(gvk)
-	return l
 }

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/membership"
 )
 
@@ -138,11 +139,11 @@ func (r *OrganizationMemberReconciler) resolveOrganization(ctx context.Context, 
 	if !metav1.IsControlledBy(ns, org) {
 		return nil, nil, fmt.Sprintf("Namespace %s is not owned by organization %s", ns.Name, orgName), nil
 	}
-	list := &corev1.NamespaceList{}
-	if err := r.List(ctx, list, client.MatchingFields{namespaceOrganizationIndex: orgName}); err != nil {
+	namespaces, err := inventory.OrganizationNamespaces(ctx, r.Client, orgName)
+	if err != nil {
 		return nil, nil, "", err
 	}
-	names := namesOf(list.Items, func(n *corev1.Namespace) bool { return n.DeletionTimestamp.IsZero() })
+	names := namesOf(namespaces, func(n *corev1.Namespace) bool { return n.DeletionTimestamp.IsZero() })
 	return org, names, "", nil
 }
 

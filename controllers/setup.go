@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -16,12 +15,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/inventory"
 )
 
 // Field indexes on the cache.
 const (
-	// namespaceOrganizationIndex indexes namespaces by their organization label.
-	namespaceOrganizationIndex = "namespace.organization"
 	// roleBindingMemberIndex indexes the operator's RoleBindings by "<home namespace>/<member>".
 	roleBindingMemberIndex = "rolebinding.member"
 )
@@ -34,18 +32,24 @@ type Options struct {
 	Clock clock.PassiveClock
 }
 
-// CacheOptions keep the informer caches small: RoleBindings are cached only when the operator
+// CacheOptions keep the informer caches small: RBAC objects are cached only when the operator
 // made them, and pods are stripped to the fields usage reads, since clusters hold many of them.
 func CacheOptions() cache.Options {
-	managed, err := labels.NewRequirement(tenancyv1alpha1.MemberLabel, selection.Exists, nil)
+	member, err := labels.NewRequirement(tenancyv1alpha1.MemberLabel, selection.Exists, nil)
 	if err != nil {
 		panic(err) // a constant label key: cannot fail
+	}
+	managed, err := labels.NewRequirement(tenancyv1alpha1.ManagedByLabel, selection.Equals, []string{tenancyv1alpha1.ManagedByValue})
+	if err != nil {
+		panic(err)
 	}
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&rbacv1.RoleBinding{}: {Label: labels.NewSelector().Add(*managed)},
-			&corev1.Pod{}:         {Transform: trimPod},
+			&rbacv1.RoleBinding{}:        {Label: labels.NewSelector().Add(*member)},
+			&rbacv1.ClusterRole{}:        {Label: labels.NewSelector().Add(*managed)},
+			&rbacv1.ClusterRoleBinding{}: {Label: labels.NewSelector().Add(*managed)},
+			&corev1.Pod{}:                {Transform: trimPod},
 		},
 	}
 }
@@ -94,12 +98,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	ctx := context.Background()
 	indexer := mgr.GetFieldIndexer()
-	if err := indexer.IndexField(ctx, &corev1.Namespace{}, namespaceOrganizationIndex, func(o client.Object) []string {
-		if org := o.GetLabels()[tenancyv1alpha1.OrganizationLabel]; org != "" {
-			return []string{org}
-		}
-		return nil
-	}); err != nil {
+	if err := inventory.IndexNamespaces(ctx, indexer); err != nil {
 		return fmt.Errorf("indexing namespaces by organization: %w", err)
 	}
 	if err := indexer.IndexField(ctx, &rbacv1.RoleBinding{}, roleBindingMemberIndex, func(o client.Object) []string {
@@ -137,12 +136,3 @@ func memberKeyOf(o client.Object) (string, bool) {
 	}
 	return org + "/" + member, true
 }
-
-// Kinds that usage counts by name only. They are watched and cached as metadata: usage needs
-// nothing else from them.
-var (
-	deploymentsGVK  = appsv1.SchemeGroupVersion.WithKind("DeploymentList")
-	statefulSetsGVK = appsv1.SchemeGroupVersion.WithKind("StatefulSetList")
-	servicesGVK     = corev1.SchemeGroupVersion.WithKind("ServiceList")
-	pvcsGVK         = corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaimList")
-)

@@ -1,0 +1,235 @@
+// Package testenv runs the operator for tests: a real control plane (etcd, kube-apiserver and
+// kube-controller-manager built from source), the CRDs, the webhook configurations, and a manager
+// that runs as a user bound only to the operator's generated RBAC, so that tests exercise the
+// permissions a real install has.
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/controllers"
+	"github.com/orgoperator/org-operator/internal/controlplane"
+	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
+)
+
+// OperatorUser is the user the manager runs as.
+const OperatorUser = "system:serviceaccount:org-operator-system:org-operator-controller-manager"
+
+// Options choose what runs.
+type Options struct {
+	// Webhooks serves the admission webhooks and installs their configurations.
+	Webhooks bool
+	// Controllers options; the controllers always run.
+	Controllers controllers.Options
+	// ManagerOptions adjusts the manager before it is created (metrics address, ...).
+	ManagerOptions func(*ctrl.Options)
+}
+
+// Env is a running control plane with the operator.
+type Env struct {
+	ControlPlane *controlplane.ControlPlane
+	// Admin is an uncached cluster-admin client: what tests assert through.
+	Admin  client.Client
+	Scheme *runtime.Scheme
+	// Manager runs the operator; its client reads from the operator's cache.
+	Manager manager.Manager
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// Scheme returns a scheme with the built-in kinds and the operator's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(tenancyv1alpha1.AddToScheme(s))
+	return s
+}
+
+// RepoRoot finds the directory holding go.mod, from the working directory up.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Start starts the control plane and the operator. Call Stop when done.
+func Start(opts Options) (*Env, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	cpOpts := controlplane.Options{
+		CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")},
+		ControllerManager: true,
+	}
+	if opts.Webhooks {
+		cpOpts.WebhookInstallOptions = envtest.WebhookInstallOptions{
+			Paths: []string{filepath.Join(root, "config", "webhook", "manifests.yaml")},
+		}
+	}
+	cp, err := controlplane.Start(cpOpts)
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{ControlPlane: cp, Scheme: Scheme()}
+	if err := env.startOperator(root, opts); err != nil {
+		_ = cp.Stop()
+		return nil, err
+	}
+	return env, nil
+}
+
+func (e *Env) startOperator(root string, opts Options) error {
+	var err error
+	e.Admin, err = client.New(e.ControlPlane.Config, client.Options{Scheme: e.Scheme})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	// The roles a real install has: the generated manager role and the role handed to admins.
+	for _, f := range []string{"role.yaml", "organization_admin_role.yaml", "orgoperator_viewer_role.yaml", "orgoperator_editor_role.yaml"} {
+		if err := e.createFromFile(ctx, filepath.Join(root, "config", "rbac", f)); err != nil {
+			return err
+		}
+	}
+	if err := e.Admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "org-operator-manager-rolebinding"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "org-operator-manager-role"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: OperatorUser}},
+	}); err != nil {
+		return err
+	}
+	cfg, err := e.ControlPlane.AddUser(OperatorUser)
+	if err != nil {
+		return err
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 200, 400
+	cfg.UserAgent = "org-operator"
+
+	mgrOpts := ctrl.Options{
+		Scheme:                 e.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  controllers.CacheOptions(),
+	}
+	if opts.Webhooks {
+		w := e.ControlPlane.Env.WebhookInstallOptions
+		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: w.LocalServingHost, Port: w.LocalServingPort, CertDir: w.LocalServingCertDir})
+	}
+	if opts.ManagerOptions != nil {
+		opts.ManagerOptions(&mgrOpts)
+	}
+	e.Manager, err = ctrl.NewManager(cfg, mgrOpts)
+	if err != nil {
+		return err
+	}
+	if err := controllers.SetupWithManager(e.Manager, opts.Controllers); err != nil {
+		return err
+	}
+	if opts.Webhooks {
+		if err := orgwebhook.SetupWithManager(e.Manager, orgwebhook.Options{Clock: opts.Controllers.Clock}); err != nil {
+			return err
+		}
+	}
+	var mgrCtx context.Context
+	mgrCtx, e.cancel = context.WithCancel(context.Background())
+	e.done = make(chan error, 1)
+	go func() { e.done <- e.Manager.Start(mgrCtx) }()
+	if !e.Manager.GetCache().WaitForCacheSync(mgrCtx) {
+		return errors.New("the operator's cache did not sync")
+	}
+	if opts.Webhooks {
+		if err := waitForWebhookServer(e.Manager.GetWebhookServer(), 30*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func waitForWebhookServer(s webhook.Server, timeout time.Duration) error {
+	check := s.StartedChecker()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check(nil)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webhook server did not start: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// createFromFile creates every ClusterRole in a YAML file.
+func (e *Env) createFromFile(ctx context.Context, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
+	for {
+		role := &rbacv1.ClusterRole{}
+		if err := dec.Decode(role); err != nil {
+			break
+		}
+		if role.Kind != "ClusterRole" || role.Name == "" {
+			continue
+		}
+		if err := e.Admin.Create(ctx, role); err != nil {
+			return fmt.Errorf("creating ClusterRole %s from %s: %w", role.Name, path, err)
+		}
+	}
+	return nil
+}
+
+// ClientAs returns an uncached client that impersonates a user, as a tenant's kubectl would.
+func (e *Env) ClientAs(user string, groups ...string) (client.Client, error) {
+	cfg := rest.CopyConfig(e.ControlPlane.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append([]string{"system:authenticated"}, groups...)}
+	return client.New(cfg, client.Options{Scheme: e.Scheme})
+}
+
+// Stop stops the operator and the control plane.
+func (e *Env) Stop() error {
+	var errs []error
+	if e.cancel != nil {
+		e.cancel()
+		errs = append(errs, <-e.done)
+	}
+	errs = append(errs, e.ControlPlane.Stop())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,49 @@
+// Package webhook holds the admission webhooks: defaulting and validation of organizations and
+// members, and the guard on namespaces' organization label.
+//
+// +kubebuilder:webhookconfiguration:mutating=true,name=org-operator-mutating-webhook-configuration
+// +kubebuilder:webhookconfiguration:mutating=false,name=org-operator-validating-webhook-configuration
+package webhook
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+)
+
+// Options configure the webhooks.
+type Options struct {
+	// Clock tells the time for defaults; the real clock if nil.
+	Clock clock.PassiveClock
+}
+
+// SetupWithManager registers every webhook on the manager's webhook server. They read from the
+// manager's cache, with the indexes the controllers register.
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	c := mgr.GetClient()
+	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.Organization{}).
+		WithDefaulter(&OrganizationDefaulter{Clock: opts.Clock}).
+		WithValidator(&OrganizationValidator{Reader: c}).
+		Complete(); err != nil {
+		return fmt.Errorf("organization webhooks: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.OrganizationMember{}).
+		WithDefaulter(&MemberDefaulter{}).
+		WithValidator(&MemberValidator{Reader: c}).
+		Complete(); err != nil {
+		return fmt.Errorf("organization member webhooks: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
+		WithValidator(&NamespaceValidator{Reader: c, Authorizer: &sarAuthorizer{client: c}}).
+		Complete(); err != nil {
+		return fmt.Errorf("namespace webhook: %w", err)
+	}
+	return nil
+}
