@@ -21,8 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// DefaultControllers are the kube-controller-manager controllers the operator relies on.
-var DefaultControllers = []string{"namespace", "garbagecollector", "resourcequota"}
+// DefaultControllers are the kube-controller-manager controllers the operator relies on; the
+// built-in admin, edit and view ClusterRoles it binds are empty until clusterrole-aggregation runs.
+var DefaultControllers = []string{"namespace", "garbagecollector", "resourcequota", "clusterrole-aggregation"}
 
 // Options configure a control plane.
 type Options struct {
