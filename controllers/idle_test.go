@@ -3,9 +3,11 @@ package controllers_test
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,6 +75,19 @@ var _ = Describe("An idle reconcile", func() {
 			g.Expect(o.Status.Namespaces).To(HaveLen(2))
 		}).Should(Succeed())
 		expectOrgReady(ctx, org)
+		// Wait until the operator has nothing left to do: the organization, its reader binding and
+		// the member keep their resourceVersions over a while.
+		Eventually(func(g Gomega) {
+			versions := func() []string {
+				crb := &rbacv1.ClusterRoleBinding{}
+				g.Expect(k8s.Get(ctx, client.ObjectKey{Name: controllers.ReaderRoleName(org)}, crb)).To(Succeed())
+				g.Expect(crb.Subjects).To(HaveLen(1))
+				return []string{getOrg(g, org).ResourceVersion, getMember(g, org, "ivy").ResourceVersion, crb.ResourceVersion}
+			}
+			first := versions()
+			time.Sleep(time.Second)
+			g.Expect(versions()).To(Equal(first))
+		}).Should(Succeed())
 		// The manager's cache must have seen the last status writes before the check.
 		Eventually(func(g Gomega) {
 			cached := &tenancyv1alpha1.Organization{}
@@ -85,7 +100,7 @@ var _ = Describe("An idle reconcile", func() {
 
 		counter := &writeCounter{Client: mgrClient}
 		recorder := events.NewFakeRecorder(10)
-		orgs := &controllers.OrganizationReconciler{Client: counter, Recorder: recorder}
+		orgs := &controllers.OrganizationReconciler{Client: counter, Recorder: recorder, Clock: realClock{}}
 		members := &controllers.OrganizationMemberReconciler{Client: counter, Recorder: recorder, Clock: realClock{}}
 		for range 3 {
 			_, err := orgs.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: org}})

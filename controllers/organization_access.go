@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -77,7 +76,7 @@ func (r *OrganizationReconciler) ensureOwned(ctx context.Context, org *tenancyv1
 		return err
 	}
 	have := want.DeepCopyObject().(client.Object)
-	err := r.Get(ctx, types.NamespacedName{Name: want.GetName()}, have)
+	err := r.Get(ctx, client.ObjectKeyFromObject(want), have)
 	if apierrors.IsNotFound(err) {
 		if err := r.Create(ctx, want); err != nil {
 			return fmt.Errorf("creating %T %s: %w", want, want.GetName(), err)

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,6 +37,8 @@ import (
 type OrganizationReconciler struct {
 	client.Client
 	Recorder recorder.EventRecorder
+	// Clock tells the time for subscription boundaries.
+	Clock clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations,verbs=get;list;watch;update;patch
@@ -66,7 +69,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := org.DeepCopy()
 	defer func() {
 		setReady(&org.Status.Conditions, org.Generation, retErr,
-			tenancyv1alpha1.NamespacesReadyCondition, tenancyv1alpha1.MembersReadyCondition)
+			tenancyv1alpha1.NamespacesReadyCondition, tenancyv1alpha1.MembersReadyCondition, tenancyv1alpha1.QuotasReadyCondition)
 		if retErr == nil {
 			org.Status.ObservedGeneration = org.Generation
 		}
@@ -89,7 +92,15 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.observeUsage(ctx, org, namespaces); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, nil
+	plan, untilNextBoundary, err := r.reconcileSubscription(ctx, org)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileQuotas(ctx, org, plan, namespaces); err != nil {
+		return ctrl.Result{}, err
+	}
+	// Subscriptions change state at known moments: come back exactly then, not before.
+	return ctrl.Result{RequeueAfter: untilNextBoundary}, nil
 }
 
 // reconcileHomeNamespace creates the organization's home namespace or checks that the existing
@@ -298,6 +309,9 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 			builder.WithPredicates(namespaceChanged())).
 		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganization).
 		Owns(&rbacv1.ClusterRole{}).
+		Owns(&corev1.ResourceQuota{}).
+		Owns(&corev1.LimitRange{}).
+		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
 		Owns(&rbacv1.ClusterRoleBinding{}).
 		Watches(&corev1.Pod{}, toOrganization, builder.WithPredicates(podUsageChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
@@ -376,4 +390,18 @@ func createdOrDeleted() predicate.Predicate {
 		UpdateFunc:  func(event.UpdateEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
+}
+
+// planToOrganizations maps a plan to the organizations subscribed to it.
+func (r *OrganizationReconciler) planToOrganizations(ctx context.Context, o client.Object) []reconcile.Request {
+	orgs := &tenancyv1alpha1.OrganizationList{}
+	if err := r.List(ctx, orgs, client.MatchingFields{organizationPlanIndex: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing organizations of plan", "plan", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(orgs.Items))
+	for _, org := range orgs.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: org.Name}})
+	}
+	return reqs
 }

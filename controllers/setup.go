@@ -22,6 +22,8 @@ import (
 const (
 	// roleBindingMemberIndex indexes the operator's RoleBindings by "<home namespace>/<member>".
 	roleBindingMemberIndex = "rolebinding.member"
+	// organizationPlanIndex indexes organizations by the plan they subscribe to.
+	organizationPlanIndex = "organization.plan"
 )
 
 // Options tune the controllers.
@@ -49,6 +51,8 @@ func CacheOptions() cache.Options {
 			&rbacv1.RoleBinding{}:        {Label: labels.NewSelector().Add(*member)},
 			&rbacv1.ClusterRole{}:        {Label: labels.NewSelector().Add(*managed)},
 			&rbacv1.ClusterRoleBinding{}: {Label: labels.NewSelector().Add(*managed)},
+			&corev1.ResourceQuota{}:      {Label: labels.NewSelector().Add(*managed)},
+			&corev1.LimitRange{}:         {Label: labels.NewSelector().Add(*managed)},
 			&corev1.Pod{}:                {Transform: trimPod},
 		},
 	}
@@ -110,9 +114,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("indexing rolebindings by member: %w", err)
 	}
 
+	if err := indexer.IndexField(ctx, &tenancyv1alpha1.Organization{}, organizationPlanIndex, func(o client.Object) []string {
+		if plan := planOf(o.(*tenancyv1alpha1.Organization)); plan != "" {
+			return []string{plan}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing organizations by plan: %w", err)
+	}
+
 	if err := (&OrganizationReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("organization-controller"),
+		Clock:    opts.Clock,
 	}).SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the organization controller: %w", err)
 	}
@@ -123,7 +137,17 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the organization member controller: %w", err)
 	}
+	if err := (&OrganizationPlanReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the organization plan controller: %w", err)
+	}
 	return nil
+}
+
+func planOf(org *tenancyv1alpha1.Organization) string {
+	if org.Spec.Subscription == nil {
+		return ""
+	}
+	return org.Spec.Subscription.Plan
 }
 
 // memberKeyOf returns "<home namespace>/<member>" for a RoleBinding the operator made. The home

@@ -15,6 +15,17 @@ const (
 
 	// RoleBindingsReadyCondition is True when a member has exactly the RoleBindings its role asks for.
 	RoleBindingsReadyCondition = "RoleBindingsReady"
+
+	// SubscriptionActiveCondition is True in Active, Trial and GracePeriod; its reason is the state.
+	SubscriptionActiveCondition = "SubscriptionActive"
+
+	// QuotaExceededCondition is True while the organization is over one of its quotas; the message
+	// and status.quotas.exceeded say which and by how much.
+	QuotaExceededCondition = "QuotaExceeded"
+
+	// QuotasReadyCondition is True when every namespace has the ResourceQuota and LimitRange its
+	// quotas ask for.
+	QuotasReadyCondition = "QuotasReady"
 )
 
 // Condition reasons, shared by events that report the same transition.
@@ -54,4 +65,10 @@ const (
 
 	// ReconcileErrorReason: the last reconcile failed; the message says why and it will be retried.
 	ReconcileErrorReason = "ReconcileError"
+
+	// WithinQuotaReason: the organization is within all of its quotas.
+	WithinQuotaReason = "WithinQuota"
+
+	// OverQuotaReason: the organization is over at least one quota.
+	OverQuotaReason = "OverQuota"
 )

@@ -72,6 +72,10 @@ type OrganizationSpec struct {
 	// +optional
 	Subscription *Subscription `json:"subscription,omitempty"`
 
+	// quotas override the plan's quotas, field by field; resource lists override resource by resource.
+	// +optional
+	Quotas *Quotas `json:"quotas,omitempty"`
+
 	// deletionPolicy says what deleting the organization does to its namespaces. Block (the
 	// default) waits, with a DeletionBlocked condition, until they hold no workloads; Cascade
 	// deletes them.
@@ -138,6 +142,102 @@ type OrganizationStatus struct {
 	// usage is what the organization's namespaces hold right now.
 	// +optional
 	Usage *OrganizationUsage `json:"usage,omitempty"`
+
+	// subscription is where the organization stands in its subscription's lifecycle.
+	// +optional
+	Subscription *SubscriptionStatus `json:"subscription,omitempty"`
+
+	// quotas are the effective limits (the plan's, overridden by spec.quotas) next to what is used.
+	// +optional
+	Quotas *QuotaStatus `json:"quotas,omitempty"`
+}
+
+// SubscriptionState is where a subscription stands.
+// +kubebuilder:validation:Enum=Active;Trial;GracePeriod;Expired;PlanNotFound
+type SubscriptionState string
+
+const (
+	// SubscriptionActive: running, and paid for or free.
+	SubscriptionActive SubscriptionState = "Active"
+	// SubscriptionTrial: within the plan's trial.
+	SubscriptionTrial SubscriptionState = "Trial"
+	// SubscriptionGracePeriod: ended, but still working for the plan's grace period.
+	SubscriptionGracePeriod SubscriptionState = "GracePeriod"
+	// SubscriptionExpired: ended and past its grace period. The organization's namespaces admit no
+	// new pods; nothing is deleted.
+	SubscriptionExpired SubscriptionState = "Expired"
+	// SubscriptionPlanNotFound: the plan named by spec.subscription.plan does not exist. Quotas come
+	// from spec.quotas alone; nothing is removed.
+	SubscriptionPlanNotFound SubscriptionState = "PlanNotFound"
+)
+
+// SubscriptionStatus is the state of an organization's subscription as of the last reconcile.
+// The operator reconciles again at each boundary (trial end, end date, grace end) and when the
+// days remaining change, so the values are exact at those moments.
+type SubscriptionStatus struct {
+	// plan is the plan the organization is on.
+	// +optional
+	Plan string `json:"plan,omitempty"`
+	// state is Active, Trial, GracePeriod, Expired or PlanNotFound.
+	State SubscriptionState `json:"state"`
+	// hasActiveSubscription is true in Active, Trial and GracePeriod.
+	HasActiveSubscription bool `json:"hasActiveSubscription"`
+	// startDate is when the subscription started (spec.subscription.startDate, or creation).
+	// +optional
+	StartDate *metav1.Time `json:"startDate,omitempty"`
+	// endDate is when it ends: spec.subscription.endDate, or the end of the trial.
+	// +optional
+	EndDate *metav1.Time `json:"endDate,omitempty"`
+	// trialExpiresAt is when the trial ends, for plans with trialDays.
+	// +optional
+	TrialExpiresAt *metav1.Time `json:"trialExpiresAt,omitempty"`
+	// trialExpirySeconds is how many seconds of trial were left at the last reconcile.
+	// +optional
+	TrialExpirySeconds *int64 `json:"trialExpirySeconds,omitempty"`
+	// gracePeriodEndsAt is when the organization becomes Expired.
+	// +optional
+	GracePeriodEndsAt *metav1.Time `json:"gracePeriodEndsAt,omitempty"`
+	// daysRemaining is how many started days are left before endDate; absent when it never ends.
+	// +optional
+	DaysRemaining *int32 `json:"daysRemaining,omitempty"`
+}
+
+// QuotaStatus shows the effective limits and what is used of them.
+type QuotaStatus struct {
+	// maxNamespaces, maxMembers and maxAdmins are the effective count limits; absent means unlimited.
+	// +optional
+	MaxNamespaces *int32 `json:"maxNamespaces,omitempty"`
+	// +optional
+	MaxMembers *int32 `json:"maxMembers,omitempty"`
+	// +optional
+	MaxAdmins *int32 `json:"maxAdmins,omitempty"`
+	// namespaceQuota is the hard limit of the ResourceQuota in every namespace.
+	// +optional
+	NamespaceQuota corev1.ResourceList `json:"namespaceQuota,omitempty"`
+	// hard is the organization-wide limit (the effective organizationQuota).
+	// +optional
+	Hard corev1.ResourceList `json:"hard,omitempty"`
+	// used is what the organization's namespaces use of the resources in hard, as their
+	// ResourceQuotas count it.
+	// +optional
+	Used corev1.ResourceList `json:"used,omitempty"`
+	// exceeded lists every quota the organization is over, and by how much. Nothing is removed
+	// when a quota is exceeded; new objects of that kind are refused.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Exceeded []QuotaExcess `json:"exceeded,omitempty"`
+}
+
+// QuotaExcess is one quota the organization is over.
+type QuotaExcess struct {
+	// name is the quota: maxNamespaces, maxMembers, maxAdmins, or a resource of hard.
+	Name string `json:"name"`
+	// hard is the limit.
+	Hard string `json:"hard"`
+	// used is what is used.
+	Used string `json:"used"`
 }
 
 // OrganizationUsage counts what an organization's namespaces hold. Pods in phase Succeeded or
@@ -175,9 +275,12 @@ type OrganizationUsage struct {
 // +kubebuilder:printcolumn:name="Display Name",type=string,JSONPath=`.spec.displayName`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Plan",type=string,JSONPath=`.spec.subscription.plan`
+// +kubebuilder:printcolumn:name="Subscription",type=string,JSONPath=`.status.subscription.state`
 // +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=`.status.memberCount`
 // +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.usage.namespaces`
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.usage.pods`,priority=1
+// +kubebuilder:printcolumn:name="CPU Req",type=string,JSONPath=`.status.usage.requests.cpu`,priority=1
+// +kubebuilder:printcolumn:name="Days Left",type=integer,JSONPath=`.status.subscription.daysRemaining`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
