@@ -87,6 +87,13 @@ func (r *OrganizationReconciler) reconcileSubscription(ctx context.Context, org 
 // reconcileQuotas keeps the quota objects of every namespace and sets status.quotas,
 // QuotasReady and QuotaExceeded.
 func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenancyv1alpha1.Organization, plan *tenancyv1alpha1.OrganizationPlan, namespaces []string) error {
+	if org.Status.Subscription != nil && org.Status.Subscription.State == tenancyv1alpha1.SubscriptionPlanNotFound {
+		// Without the plan the effective quotas are unknown: keep what the namespaces have.
+		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotasReadyCondition, metav1.ConditionFalse,
+			string(tenancyv1alpha1.SubscriptionPlanNotFound),
+			fmt.Sprintf("OrganizationPlan %s does not exist; the namespaces keep their current quotas until it does", org.Status.Subscription.Plan))
+		return nil
+	}
 	var planQuotas *tenancyv1alpha1.Quotas
 	if plan != nil {
 		planQuotas = &plan.Spec.Quotas

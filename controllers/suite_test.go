@@ -20,6 +20,8 @@ var (
 	env       *testenv.Env
 	k8s       client.Client // cluster admin, uncached: what the tests assert through
 	mgrClient client.Client // the manager's cached client, as the operator's user
+	// clock is the operator's clock; subscription specs move it next to a boundary.
+	clock = &testenv.OffsetClock{}
 )
 
 func TestControllers(t *testing.T) {
@@ -30,7 +32,7 @@ func TestControllers(t *testing.T) {
 var _ = BeforeSuite(func() {
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	var err error
-	env, err = testenv.Start(testenv.Options{Controllers: controllers.Options{MaxConcurrentReconciles: 2}})
+	env, err = testenv.Start(testenv.Options{Controllers: controllers.Options{MaxConcurrentReconciles: 2, Clock: clock}})
 	Expect(err).NotTo(HaveOccurred())
 	k8s = env.Admin
 	mgrClient = env.Manager.GetClient()

@@ -58,7 +58,7 @@ type LimitRangeDefaults struct {
 }
 
 // OrganizationPlanSpec describes a plan.
-// +kubebuilder:validation:XValidation:rule="!(self.free && has(self.trialDays))",message="a free plan has no trial: remove trialDays or set free to false"
+// +kubebuilder:validation:XValidation:rule="!(has(self.free) && self.free && has(self.trialDays))",message="a free plan has no trial: remove trialDays or set free to false"
 type OrganizationPlanSpec struct {
 	// displayName is the plan's name for people, 1 to 50 characters.
 	// +required

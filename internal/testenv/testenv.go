@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -233,3 +234,21 @@ func (e *Env) Stop() error {
 	errs = append(errs, e.ControlPlane.Stop())
 	return errors.Join(errs...)
 }
+
+// OffsetClock is the real time moved by an offset that tests change, so that a controller's
+// RequeueAfter, which waits in real time, still lands on the boundary the test moved next to.
+type OffsetClock struct {
+	offset atomic.Int64
+}
+
+// Now is the real time plus the offset.
+func (c *OffsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Since is the time elapsed since t on this clock.
+func (c *OffsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// Set makes Now return t, as time goes on from there.
+func (c *OffsetClock) Set(t time.Time) { c.offset.Store(int64(time.Until(t))) }
+
+// Reset makes Now the real time again.
+func (c *OffsetClock) Reset() { c.offset.Store(0) }
