@@ -20,6 +20,10 @@ const (
 	// ManagedByValue is the value of ManagedByLabel.
 	ManagedByValue = "org-operator"
 
+	// ForceQuotaAnnotation, set to "true" on an Organization, lets an update lower maxNamespaces or
+	// maxMembers below what the organization already has.
+	ForceQuotaAnnotation = "tenancy.orgoperator.io/force-quota"
+
 	// OrganizationFinalizer lets the operator apply the deletion policy before an organization goes.
 	OrganizationFinalizer = "tenancy.orgoperator.io/organization"
 

@@ -48,23 +48,40 @@ func namespace(name string, labels map[string]string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func orgLabel(org string) map[string]string {
 	return map[string]string{tenancyv1alpha1.OrganizationLabel: org}
 }
 
 func buildWorld(ctx context.Context) {
 	GinkgoHelper()
+	Expect(admin.Create(ctx, &tenancyv1alpha1.OrganizationPlan{
+		ObjectMeta: metav1.ObjectMeta{Name: "free"},
+		Spec:       tenancyv1alpha1.OrganizationPlanSpec{DisplayName: "Free", Free: true},
+	})).To(Succeed())
+	Expect(admin.Create(ctx, &tenancyv1alpha1.OrganizationPlan{
+		ObjectMeta: metav1.ObjectMeta{Name: "small"},
+		Spec:       tenancyv1alpha1.OrganizationPlanSpec{DisplayName: "Small", Quotas: tenancyv1alpha1.Quotas{MaxAdmins: ptr(int32(1))}},
+	})).To(Succeed())
 	Expect(admin.Create(ctx, organization("acme", tenancyv1alpha1.DeletionPolicyBlock))).To(Succeed())
-	Expect(admin.Create(ctx, organization("globex", tenancyv1alpha1.DeletionPolicyCascade))).To(Succeed())
+	globex := organization("globex", tenancyv1alpha1.DeletionPolicyCascade)
+	end := metav1.NewTime(time.Now().Add(365 * 24 * time.Hour))
+	globex.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: "small", EndDate: &end}
+	Expect(admin.Create(ctx, globex)).To(Succeed())
+	tiny := organization("tiny", tenancyv1alpha1.DeletionPolicyCascade)
+	tiny.Spec.Quotas = &tenancyv1alpha1.Quotas{MaxMembers: ptr(int32(1)), MaxNamespaces: ptr(int32(1))}
+	Expect(admin.Create(ctx, tiny)).To(Succeed())
 	Expect(admin.Create(ctx, namespace("initech", nil))).To(Succeed())
 	Expect(admin.Create(ctx, namespace("unowned", nil))).To(Succeed())
 	Expect(admin.Create(ctx, namespace("acme-dev", orgLabel("acme")))).To(Succeed())
 	Expect(admin.Create(ctx, namespace("globex-prod", orgLabel("globex")))).To(Succeed())
 	Eventually(func(g Gomega) {
-		for _, name := range []string{"acme", "globex"} {
+		for _, name := range []string{"acme", "globex", "tiny"} {
 			g.Expect(admin.Get(ctx, client.ObjectKey{Name: name}, &corev1.Namespace{})).To(Succeed())
 		}
 	}).Should(Succeed())
+	Expect(admin.Create(ctx, member("tiny", "tina", "tina@tiny.example", true, tenancyv1alpha1.KubernetesRoleAdmin))).To(Succeed())
 	Expect(admin.Create(ctx, member("acme", "alice", alice, true, tenancyv1alpha1.KubernetesRoleAdmin))).To(Succeed())
 	Expect(admin.Create(ctx, member("acme", "bob", bob, false, tenancyv1alpha1.KubernetesRoleView))).To(Succeed())
 	carolMember := member("globex", "carol", "carol@globex.example", true, tenancyv1alpha1.KubernetesRoleEdit)
@@ -241,6 +258,35 @@ var _ = Describe("Admission", Ordered, func() {
 			return admin.Delete(ctx, organization("acme", ""))
 		}, "deletionPolicy is Block and the organization still holds workloads: namespace acme-dev has 1 pods"),
 
+		// Plans and quotas.
+		Entry("a paid plan without an end date", func(ctx context.Context) error {
+			o := organization("paidless", "")
+			o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: "small"}
+			return admin.Create(ctx, o)
+		}, "spec.subscription.endDate: Required value: plan small is paid: set the date the subscription ends"),
+		Entry("a free plan with an end date", func(ctx context.Context) error {
+			o := organization("freeend", "")
+			end := metav1.NewTime(time.Now().Add(24 * time.Hour))
+			o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: "free", EndDate: &end}
+			return admin.Create(ctx, o)
+		}, "spec.subscription.endDate: Forbidden: plan free is free and never ends: remove endDate"),
+		Entry("moving an organization to a paid plan without an end date", func(ctx context.Context) error {
+			o := get(ctx, client.ObjectKey{Name: "acme"}, &tenancyv1alpha1.Organization{})
+			o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: "small"}
+			return admin.Update(ctx, o)
+		}, "plan small is paid"),
+		Entry("lowering maxMembers below the members an organization has", func(ctx context.Context) error {
+			o := get(ctx, client.ObjectKey{Name: "acme"}, &tenancyv1alpha1.Organization{})
+			o.Spec.Quotas = &tenancyv1alpha1.Quotas{MaxMembers: ptr(int32(1))}
+			return admin.Update(ctx, o)
+		}, "spec.quotas.maxMembers: Invalid value: 1: the organization has 2 already; annotate it tenancy.orgoperator.io/force-quota=true"),
+		Entry("a member beyond maxMembers", create(platformAdmin, member("tiny", "tom", "tom@tiny.example", false, "")),
+			"organization tiny has 1 of its maxMembers quota of 1; remove one first or ask a platform admin to raise the quota"),
+		Entry("an admin beyond the plan's maxAdmins", create(platformAdmin, member("globex", "gus", "gus@globex.example", true, "")),
+			"organization globex has 1 of its maxAdmins quota of 1"),
+		Entry("a namespace beyond maxNamespaces, even for a platform admin", create(platformAdmin, namespace("tiny-more", orgLabel("tiny"))),
+			"organization tiny has 1 of its maxNamespaces quota of 1; ask a platform admin to raise it"),
+
 		// Members: the webhook's rules.
 		Entry("a member outside any organization", create(platformAdmin, member("unowned", "eve", "eve@example.com", false, "")),
 			"namespace unowned is not the home namespace of an existing organization"),
@@ -370,6 +416,14 @@ var _ = Describe("Admission", Ordered, func() {
 		Expect(as(bob).List(ctx, &corev1.PodList{}, client.InNamespace("acme-dev"))).To(Succeed())
 		Expect(as(bob).List(ctx, &tenancyv1alpha1.OrganizationMemberList{}, client.InNamespace("acme"))).To(Succeed(),
 			"members are readable through the aggregated view role")
+
+		By("a platform admin lowering a quota below usage, with the force annotation")
+		Eventually(func() error {
+			o := get(ctx, client.ObjectKey{Name: "acme"}, &tenancyv1alpha1.Organization{})
+			o.Annotations = map[string]string{tenancyv1alpha1.ForceQuotaAnnotation: "true"}
+			o.Spec.Quotas = &tenancyv1alpha1.Quotas{MaxMembers: ptr(int32(1))}
+			return admin.Update(ctx, o)
+		}).Should(Succeed())
 
 		By("a platform admin moving a namespace between organizations")
 		Expect(patchLabels(platformAdmin, "unowned", func(l map[string]string) { maps.Copy(l, orgLabel("globex")) })(ctx)).To(Succeed())

@@ -55,7 +55,44 @@ func (v *MemberValidator) ValidateCreate(ctx context.Context, m *tenancyv1alpha1
 		return nil, invalid(memberKind, m.Name, field.ErrorList{field.Forbidden(field.NewPath("metadata", "namespace"),
 			fmt.Sprintf("namespace %s is not the home namespace of an existing organization; create members in the namespace named after their organization", m.Namespace))})
 	}
-	return nil, v.uniqueEmail(ctx, m)
+	if err := v.uniqueEmail(ctx, m); err != nil {
+		return nil, err
+	}
+	return nil, v.withinQuota(ctx, org, m, true, m.Spec.Admin)
+}
+
+// withinQuota refuses a new member, or a new admin, beyond the organization's maxMembers or
+// maxAdmins.
+func (v *MemberValidator) withinQuota(ctx context.Context, org *tenancyv1alpha1.Organization, m *tenancyv1alpha1.OrganizationMember, newMember, newAdmin bool) error {
+	q, err := effectiveQuotas(ctx, v.Reader, org)
+	if err != nil {
+		return err
+	}
+	members := &tenancyv1alpha1.OrganizationMemberList{}
+	if err := v.Reader.List(ctx, members, client.InNamespace(m.Namespace)); err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	var count, admins int
+	for _, other := range members.Items {
+		if other.Name == m.Name || !other.DeletionTimestamp.IsZero() {
+			continue
+		}
+		count++
+		if other.Spec.Admin {
+			admins++
+		}
+	}
+	var msg string
+	if newMember {
+		msg = atLimit("maxMembers", org.Name, q.MaxMembers, count)
+	}
+	if msg == "" && newAdmin {
+		msg = atLimit("maxAdmins", org.Name, q.MaxAdmins, admins)
+	}
+	if msg == "" {
+		return nil
+	}
+	return apierrors.NewForbidden(membersResource, m.Name, fmt.Errorf("%s; remove one first or ask a platform admin to raise the quota", msg))
 }
 
 // ValidateUpdate checks the member's fields and email, and refuses to demote the last admin.
@@ -66,6 +103,17 @@ func (v *MemberValidator) ValidateUpdate(ctx context.Context, old, m *tenancyv1a
 	if validation.NormalizeEmail(old.Spec.Email) != validation.NormalizeEmail(m.Spec.Email) {
 		if err := v.uniqueEmail(ctx, m); err != nil {
 			return nil, err
+		}
+	}
+	if !old.Spec.Admin && m.Spec.Admin {
+		org, err := v.organizationOf(ctx, m.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		if org != nil {
+			if err := v.withinQuota(ctx, org, m, false, true); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if old.Spec.Admin && !m.Spec.Admin && m.DeletionTimestamp.IsZero() {

@@ -8,11 +8,13 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/membership"
 )
 
@@ -61,6 +63,12 @@ func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespac
 	newOrg, newHome := ns.Labels[tenancyv1alpha1.OrganizationLabel], ns.Labels[tenancyv1alpha1.HomeNamespaceLabel]
 	if old != nil && oldOrg == newOrg && oldHome == newHome {
 		return nil
+	}
+	// The home namespace always belongs to its organization, whatever the quota.
+	if newOrg != "" && newOrg != oldOrg && newHome != "true" {
+		if err := v.withinNamespaceQuota(ctx, ns, newOrg); err != nil {
+			return err
+		}
 	}
 	req, err := admission.RequestFromContext(ctx)
 	if err != nil {
@@ -141,4 +149,35 @@ func (a *sarAuthorizer) IsPlatformAdmin(ctx context.Context, user authentication
 		return false, fmt.Errorf("asking whether %s is a platform admin: %w", user.Username, err)
 	}
 	return sar.Status.Allowed, nil
+}
+
+// withinNamespaceQuota refuses a namespace joining an organization that has maxNamespaces already,
+// whoever asks: a platform admin raises the quota first.
+func (v *NamespaceValidator) withinNamespaceQuota(ctx context.Context, ns *corev1.Namespace, orgName string) error {
+	org := &tenancyv1alpha1.Organization{}
+	if err := v.Reader.Get(ctx, types.NamespacedName{Name: orgName}, org); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil // the organization label names nothing yet; the controller reports it
+		}
+		return apierrors.NewInternalError(err)
+	}
+	q, err := effectiveQuotas(ctx, v.Reader, org)
+	if err != nil {
+		return err
+	}
+	namespaces, err := inventory.OrganizationNamespaces(ctx, v.Reader, orgName)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	have := 0
+	for _, n := range namespaces {
+		if n.Name != ns.Name {
+			have++
+		}
+	}
+	if msg := atLimit("maxNamespaces", orgName, q.MaxNamespaces, have); msg != "" {
+		return v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
+			msg+"; ask a platform admin to raise it"))
+	}
+	return nil
 }

@@ -65,6 +65,11 @@ type OrganizationValidator struct {
 func (v *OrganizationValidator) ValidateCreate(ctx context.Context, org *tenancyv1alpha1.Organization) (admission.Warnings, error) {
 	errs := validation.OrganizationName(org.Name)
 	errs = append(errs, validation.Subscription(org.Spec.Subscription)...)
+	planErrs, warnings, err := v.planRules(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	errs = append(errs, planErrs...)
 	if len(errs) == 0 {
 		ns := &corev1.Namespace{}
 		err := v.Reader.Get(ctx, types.NamespacedName{Name: org.Name}, ns)
@@ -76,7 +81,32 @@ func (v *OrganizationValidator) ValidateCreate(ctx context.Context, org *tenancy
 			return nil, apierrors.NewInternalError(err)
 		}
 	}
-	return nil, invalid(organizationKind, org.Name, errs)
+	return warnings, invalid(organizationKind, org.Name, errs)
+}
+
+// planRules checks the subscription against its plan: a free plan's subscription has no end
+// date, a paid plan's has one (a trial ends with its trial). A plan that does not exist yet is
+// allowed with a warning, so that GitOps tools may apply organizations before plans.
+func (v *OrganizationValidator) planRules(ctx context.Context, org *tenancyv1alpha1.Organization) (field.ErrorList, admission.Warnings, error) {
+	sub := org.Spec.Subscription
+	if sub == nil || sub.Plan == "" {
+		return nil, nil, nil
+	}
+	plan := &tenancyv1alpha1.OrganizationPlan{}
+	if err := v.Reader.Get(ctx, types.NamespacedName{Name: sub.Plan}, plan); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, admission.Warnings{fmt.Sprintf("OrganizationPlan %s does not exist yet; the organization will be PlanNotFound until it does", sub.Plan)}, nil
+		}
+		return nil, nil, apierrors.NewInternalError(err)
+	}
+	endDate := field.NewPath("spec", "subscription", "endDate")
+	switch {
+	case plan.Spec.Free && sub.EndDate != nil:
+		return field.ErrorList{field.Forbidden(endDate, fmt.Sprintf("plan %s is free and never ends: remove endDate", plan.Name))}, nil, nil
+	case !plan.Spec.Free && plan.Spec.TrialDays == nil && sub.EndDate == nil:
+		return field.ErrorList{field.Required(endDate, fmt.Sprintf("plan %s is paid: set the date the subscription ends", plan.Name))}, nil, nil
+	}
+	return nil, nil, nil
 }
 
 // homeOf reports whether ns was created as the home namespace of an organization called name
@@ -90,9 +120,44 @@ func homeOf(ns *corev1.Namespace, name string) bool {
 	return false
 }
 
-// ValidateUpdate checks the subscription dates.
-func (v *OrganizationValidator) ValidateUpdate(_ context.Context, _, org *tenancyv1alpha1.Organization) (admission.Warnings, error) {
-	return nil, invalid(organizationKind, org.Name, validation.Subscription(org.Spec.Subscription))
+// ValidateUpdate checks the subscription's dates and plan, and refuses count quotas below what the
+// organization already has unless the force annotation says so.
+func (v *OrganizationValidator) ValidateUpdate(ctx context.Context, old, org *tenancyv1alpha1.Organization) (admission.Warnings, error) {
+	errs := validation.Subscription(org.Spec.Subscription)
+	planErrs, warnings, err := v.planRules(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	errs = append(errs, planErrs...)
+	if org.Annotations[tenancyv1alpha1.ForceQuotaAnnotation] != "true" && org.Status.Usage != nil {
+		errs = append(errs, belowUsage(old, org)...)
+	}
+	return warnings, invalid(organizationKind, org.Name, errs)
+}
+
+// belowUsage refuses to set maxNamespaces or maxMembers below what the organization has now.
+func belowUsage(old, org *tenancyv1alpha1.Organization) field.ErrorList {
+	var errs field.ErrorList
+	q := org.Spec.Quotas
+	if q == nil {
+		return nil
+	}
+	quotas := field.NewPath("spec", "quotas")
+	check := func(name string, limit, oldLimit *int32, used int32) {
+		if limit == nil || *limit >= used || (oldLimit != nil && *oldLimit == *limit) {
+			return
+		}
+		errs = append(errs, field.Invalid(quotas.Child(name), *limit, fmt.Sprintf(
+			"the organization has %d already; annotate it %s=true to lower the quota anyway (nothing is removed, new ones are refused)",
+			used, tenancyv1alpha1.ForceQuotaAnnotation)))
+	}
+	var oldQ tenancyv1alpha1.Quotas
+	if old.Spec.Quotas != nil {
+		oldQ = *old.Spec.Quotas
+	}
+	check("maxNamespaces", q.MaxNamespaces, oldQ.MaxNamespaces, org.Status.Usage.Namespaces)
+	check("maxMembers", q.MaxMembers, oldQ.MaxMembers, org.Status.MemberCount)
+	return errs
 }
 
 // ValidateDelete refuses to delete an organization with deletionPolicy Block while its namespaces
