@@ -465,7 +465,7 @@ func readManifests(path string) []*unstructured.Unstructured {
 }
 
 var _ = Describe("The samples in config/samples", func() {
-	It("are listed in kustomization.yaml, organizations first, and pass a server-side dry run", func() {
+	It("are listed in kustomization.yaml, plans then organizations first, and pass a server-side dry run", func() {
 		var kustomization struct {
 			Resources []string `json:"resources"`
 		}
@@ -473,7 +473,7 @@ var _ = Describe("The samples in config/samples", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(yaml.UnmarshalStrict(data, &kustomization)).To(Succeed())
 		Expect(kustomization.Resources).NotTo(BeEmpty())
-		Expect(kustomization.Resources[0]).To(Equal("tenancy_v1alpha1_organization.yaml"))
+		Expect(kustomization.Resources[:2]).To(Equal([]string{"tenancy_v1alpha1_organizationplan.yaml", "tenancy_v1alpha1_organization.yaml"}))
 
 		files, err := filepath.Glob(filepath.Join(samplesDir, "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
@@ -509,6 +509,7 @@ var _ = Describe("The samples in config/samples", func() {
 			}
 		}
 		Expect(kinds).To(Equal(map[string][]string{
+			"OrganizationPlan":   {"free", "trial", "business", "enterprise"},
 			"Organization":       {"acme", "globex"},
 			"OrganizationMember": {"acme/alice", "acme/bob", "globex/carol"},
 			"Namespace":          {"acme-staging"},
@@ -517,7 +518,7 @@ var _ = Describe("The samples in config/samples", func() {
 
 	It("decode strictly into the Go types", func() {
 		decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
-		for _, file := range []string{"tenancy_v1alpha1_organization.yaml", "tenancy_v1alpha1_organizationmember.yaml"} {
+		for _, file := range []string{"tenancy_v1alpha1_organizationplan.yaml", "tenancy_v1alpha1_organization.yaml", "tenancy_v1alpha1_organizationmember.yaml"} {
 			for _, obj := range readManifests(filepath.Join(samplesDir, file)) {
 				data, err := obj.MarshalJSON()
 				Expect(err).NotTo(HaveOccurred())
