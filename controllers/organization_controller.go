@@ -58,12 +58,8 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !org.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, org)
 	}
-	if !controllerutil.ContainsFinalizer(org, tenancyv1alpha1.OrganizationFinalizer) {
-		base := org.DeepCopy()
-		controllerutil.AddFinalizer(org, tenancyv1alpha1.OrganizationFinalizer)
-		if err := r.Patch(ctx, org, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
-		}
+	if err := addFinalizer(ctx, r.Client, org, tenancyv1alpha1.OrganizationFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	before := org.DeepCopy()
@@ -283,10 +279,8 @@ func (r *OrganizationReconciler) reconcileDelete(ctx context.Context, org *tenan
 		r.Recorder.Eventf(org, ns, corev1.EventTypeNormal, tenancyv1alpha1.DeletingReason, "Delete", "Deleted namespace %s", ns.Name)
 	}
 
-	base := org.DeepCopy()
-	controllerutil.RemoveFinalizer(org, tenancyv1alpha1.OrganizationFinalizer)
-	if err := r.Patch(ctx, org, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if err := removeFinalizer(ctx, r.Client, org, tenancyv1alpha1.OrganizationFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 	log.Info("Released organization", "deletionPolicy", org.Spec.DeletionPolicy)
 	return ctrl.Result{}, nil

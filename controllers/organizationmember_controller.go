@@ -53,12 +53,8 @@ func (r *OrganizationMemberReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if !member.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, member)
 	}
-	if !controllerutil.ContainsFinalizer(member, tenancyv1alpha1.MemberFinalizer) {
-		base := member.DeepCopy()
-		controllerutil.AddFinalizer(member, tenancyv1alpha1.MemberFinalizer)
-		if err := r.Patch(ctx, member, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
-		}
+	if err := addFinalizer(ctx, r.Client, member, tenancyv1alpha1.MemberFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	before := member.DeepCopy()
@@ -255,10 +251,8 @@ func (r *OrganizationMemberReconciler) reconcileDelete(ctx context.Context, memb
 	if _, err := r.applyRoleBindings(ctx, member, nil); err != nil {
 		return err
 	}
-	base := member.DeepCopy()
-	controllerutil.RemoveFinalizer(member, tenancyv1alpha1.MemberFinalizer)
-	if err := r.Patch(ctx, member, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		return client.IgnoreNotFound(err)
+	if err := removeFinalizer(ctx, r.Client, member, tenancyv1alpha1.MemberFinalizer); err != nil {
+		return err
 	}
 	ctrl.LoggerFrom(ctx).Info("Removed member's RoleBindings")
 	return nil

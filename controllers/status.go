@@ -11,6 +11,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 )
@@ -77,4 +78,25 @@ func patchStatusIfChanged(ctx context.Context, c client.Client, before, obj clie
 		return client.IgnoreNotFound(err)
 	}
 	return nil
+}
+
+// addFinalizer adds a finalizer with an optimistic lock, so that finalizers others add at the same
+// time are never lost. It writes nothing when the finalizer is there.
+func addFinalizer(ctx context.Context, c client.Client, obj client.Object, finalizer string) error {
+	if controllerutil.ContainsFinalizer(obj, finalizer) {
+		return nil
+	}
+	base := obj.DeepCopyObject().(client.Object)
+	controllerutil.AddFinalizer(obj, finalizer)
+	if err := c.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("adding finalizer: %w", err)
+	}
+	return nil
+}
+
+// removeFinalizer removes a finalizer with an optimistic lock; an object already gone is fine.
+func removeFinalizer(ctx context.Context, c client.Client, obj client.Object, finalizer string) error {
+	base := obj.DeepCopyObject().(client.Object)
+	controllerutil.RemoveFinalizer(obj, finalizer)
+	return client.IgnoreNotFound(c.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
 }

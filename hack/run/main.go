@@ -11,9 +11,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"github.com/orgoperator/org-operator/internal/controlplane"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -50,7 +50,7 @@ func main() {
 }
 
 func run() int {
-	repo, err := repoRoot()
+	repo, err := controlplane.RepoRoot()
 	if err != nil {
 		logf("%v", err)
 		return 1
@@ -183,24 +183,6 @@ func runRemote(cfg *rest.Config, opts options, signals <-chan os.Signal) int {
 			logf("Manager exited with code %d", code)
 			return code
 		}
-	}
-}
-
-// repoRoot walks up from the working directory to the one holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod in the working directory or above it: run this from the repository")
-		}
-		dir = parent
 	}
 }
 

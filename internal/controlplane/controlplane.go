@@ -185,3 +185,22 @@ func (cp *ControlPlane) Stop() error {
 	errs = append(errs, cp.Env.Stop())
 	return errors.Join(errs...)
 }
+
+// RepoRoot finds the repository, where config/ and bin/ are: the directory holding go.mod, from
+// the working directory up.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod in the working directory or above it: run this from the repository")
+		}
+		dir = parent
+	}
+}

@@ -66,27 +66,9 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// RepoRoot finds the directory holding go.mod, from the working directory up.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Start starts the control plane and the operator. Call Stop when done.
 func Start(opts Options) (*Env, error) {
-	root, err := RepoRoot()
+	root, err := controlplane.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
