@@ -95,3 +95,51 @@ deploy: manifests ## Deploy the operator with kustomize (config/default) to the 
 .PHONY: undeploy
 undeploy: ## Remove what deploy created.
 	$(KUBECTL) delete --ignore-not-found -k config/default
+
+##@ Packaging
+
+HELM := go tool helm
+CHART := charts/org-operator
+# Tag of the image `make image` builds; IMG above names it for docker-build.
+IMAGE_TAG ?= dev
+
+.PHONY: chart-sync
+chart-sync: manifests ## Copy the generated CRDs and RBAC of config/ into the Helm chart (charts/org-operator/files).
+	$(ROOT)/hack/sync-chart.sh
+
+.PHONY: chart-lint
+chart-lint: chart-sync ## Lint the Helm chart with the default values and with every option on.
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) -f test/packaging/testdata/all-options.yaml
+
+.PHONY: chart-package
+chart-package: chart-sync ## Package the Helm chart into bin/charts.
+	$(HELM) package $(CHART) -d $(BIN)/charts
+
+.PHONY: helm-install
+helm-install: chart-sync ## Install or upgrade the chart into the cluster in KUBECONFIG (HELM_ARGS for more).
+	$(HELM) upgrade --install org-operator $(CHART) -n org-operator-system --create-namespace $(HELM_ARGS)
+
+.PHONY: helm-uninstall
+helm-uninstall: ## Uninstall the chart; the CRDs and the organizations stay.
+	$(HELM) uninstall org-operator -n org-operator-system
+
+.PHONY: deploy-prometheus
+deploy-prometheus: manifests ## Deploy with kustomize and a ServiceMonitor (config/default-with-prometheus).
+	$(KUBECTL) apply --server-side -k config/default-with-prometheus
+
+.PHONY: image
+image: ## Build the manager image with ko, offline, into bin/image (OCI layout, image.tar, image-ref).
+	$(ROOT)/hack/build-image.sh $(BIN)/image $(IMAGE_TAG)
+
+.PHONY: docker-build
+docker-build: ## Build the manager image with Docker from the Dockerfile, as $(IMG).
+	docker build -t $(IMG) .
+
+.PHONY: docs
+docs: ## Generate the CRD reference pages of docs/reference from config/crd/bases.
+	go run ./hack/gen-docs
+
+.PHONY: test-packaging
+test-packaging: control-plane ## Run the chart, kustomize, image, metrics and GitOps health tests.
+	KUBEBUILDER_ASSETS=$(CONTROL_PLANE_DIR) go test ./test/packaging/ ./internal/metrics/ ./internal/health/ -count=1 -timeout 40m $(TEST_ARGS)

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -23,6 +24,7 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/controllers"
 	"github.com/orgoperator/org-operator/internal/certs"
+	orgmetrics "github.com/orgoperator/org-operator/internal/metrics"
 	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
 )
 
@@ -115,11 +117,17 @@ func main() {
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "org-operator.tenancy.orgoperator.io",
+		LeaderElectionNamespace:       namespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create manager")
+		os.Exit(1)
+	}
+	// Per-organization gauges, read from the cache at scrape time.
+	if err := ctrlmetrics.Registry.Register(orgmetrics.NewCollector(mgr.GetCache())); err != nil {
+		log.Error(err, "Unable to register the organization metrics")
 		os.Exit(1)
 	}
 	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency}); err != nil {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Copies the manifests that controller-gen generates, and the static roles of config/rbac, into the
+# Helm chart, so that the chart and kustomize install the same CRDs and the same RBAC rules. The
+# chart's templates read these copies with .Files.Get; nothing in them is edited by hand.
+#
+# Usage: hack/sync-chart.sh [FILES_DIR]   (default: charts/org-operator/files)
+# test/packaging runs it into a temporary directory and fails when the chart's copies differ.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${1:-${root}/charts/org-operator/files}"
+
+# Every CRD of config/crd/bases; the chart installs each file of files/crds.
+rm -rf "${out}/crds"
+mkdir -p "${out}/crds"
+cp "${root}"/config/crd/bases/*.yaml "${out}/crds/"
+
+# The generated ClusterRole (role.yaml) and the static roles. Bindings are templated by the chart.
+rm -rf "${out}/rbac"
+mkdir -p "${out}/rbac"
+for f in role.yaml leader_election_role.yaml metrics_auth_role.yaml metrics_reader_role.yaml \
+	organization_admin_role.yaml orgoperator_viewer_role.yaml orgoperator_editor_role.yaml; do
+	cp "${root}/config/rbac/${f}" "${out}/rbac/${f}"
+done
