@@ -66,6 +66,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	defer func() {
 		setReady(&org.Status.Conditions, org.Generation, retErr,
 			tenancyv1alpha1.NamespacesReadyCondition, tenancyv1alpha1.MembersReadyCondition, tenancyv1alpha1.QuotasReadyCondition)
+		setStalled(&org.Status.Conditions, org.Generation)
 		if retErr == nil {
 			org.Status.ObservedGeneration = org.Generation
 		}
@@ -255,6 +256,9 @@ func (r *OrganizationReconciler) reconcileDelete(ctx context.Context, org *tenan
 			}
 			setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.ReadyCondition, metav1.ConditionFalse,
 				tenancyv1alpha1.DeletionBlockedReason, msg)
+			setStalled(&org.Status.Conditions, org.Generation)
+			// Deletion bumps the generation; this status describes it.
+			org.Status.ObservedGeneration = org.Generation
 			log.Info("Deletion blocked", "blocking", blocking)
 			// Watches on pods, workloads and claims bring the organization back when they go.
 			return ctrl.Result{}, patchStatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status)

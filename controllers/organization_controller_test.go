@@ -23,6 +23,7 @@ var _ = Describe("Organization controller", func() {
 
 		org := expectOrgReady(ctx, name)
 		Expect(org.Finalizers).To(ContainElement(tenancyv1alpha1.OrganizationFinalizer))
+		Expect(condition(org.Status.Conditions, tenancyv1alpha1.StalledCondition).Type).To(BeEmpty(), "Stalled is absent unless True")
 		Expect(org.Status.HomeNamespace).To(Equal(name))
 		Expect(org.Status.Namespaces).To(Equal([]string{name}))
 		Expect(condition(org.Status.Conditions, tenancyv1alpha1.NamespacesReadyCondition).Status).To(Equal(metav1.ConditionTrue))
@@ -153,6 +154,9 @@ var _ = Describe("Organization controller", func() {
 			g.Expect(ready.Reason).To(Equal(tenancyv1alpha1.NameCollisionReason))
 			g.Expect(ready.Message).To(ContainSubstring("Namespace %s already exists", name))
 			g.Expect(org.Status.ObservedGeneration).To(Equal(org.Generation))
+			stalled := condition(org.Status.Conditions, tenancyv1alpha1.StalledCondition)
+			g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue), "kstatus reports Failed, not InProgress forever")
+			g.Expect(stalled.Reason).To(Equal(tenancyv1alpha1.NameCollisionReason))
 		}).Should(Succeed())
 		Eventually(func(g Gomega) {
 			events := &eventsv1.EventList{}

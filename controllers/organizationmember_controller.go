@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -60,6 +61,7 @@ func (r *OrganizationMemberReconciler) Reconcile(ctx context.Context, req ctrl.R
 	before := member.DeepCopy()
 	defer func() {
 		setReady(&member.Status.Conditions, member.Generation, retErr, tenancyv1alpha1.RoleBindingsReadyCondition)
+		setStalled(&member.Status.Conditions, member.Generation)
 		if retErr == nil {
 			member.Status.ObservedGeneration = member.Generation
 			if member.Status.JoinedAt == nil && memberReady(member) {
@@ -90,6 +92,9 @@ func (r *OrganizationMemberReconciler) Reconcile(ctx context.Context, req ctrl.R
 	member.Status.BoundNamespaces = boundNamespaces(desired)
 
 	if org == nil {
+		if c := meta.FindStatusCondition(member.Status.Conditions, tenancyv1alpha1.RoleBindingsReadyCondition); c == nil || c.Reason != tenancyv1alpha1.OrganizationNotFoundReason {
+			r.Recorder.Eventf(member, nil, corev1.EventTypeWarning, tenancyv1alpha1.OrganizationNotFoundReason, "Bind", "%s", reason)
+		}
 		setCondition(&member.Status.Conditions, member.Generation, tenancyv1alpha1.RoleBindingsReadyCondition, metav1.ConditionFalse,
 			tenancyv1alpha1.OrganizationNotFoundReason, reason)
 		return ctrl.Result{}, nil

@@ -144,6 +144,7 @@ var _ = Describe("OrganizationMember controller", func() {
 			ready := condition(m.Status.Conditions, tenancyv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(ready.Reason).To(Equal(tenancyv1alpha1.OrganizationNotFoundReason))
+			g.Expect(condition(m.Status.Conditions, tenancyv1alpha1.StalledCondition).Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(m.Spec.KubernetesRole).To(Equal(tenancyv1alpha1.KubernetesRoleView), "defaulted by the CRD")
 		}).Should(Succeed())
 		Consistently(func(g Gomega) { g.Expect(memberBindings(g, stray, "zed")).To(BeEmpty()) }).Should(Succeed())

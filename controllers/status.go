@@ -59,6 +59,25 @@ func setReady(conds *[]metav1.Condition, generation int64, reconcileErr error, d
 		tenancyv1alpha1.ReconciledReason, "Reconciled")
 }
 
+// stalledReasons are the Ready reasons that no retry can fix: someone must change something.
+var stalledReasons = map[string]bool{
+	tenancyv1alpha1.NameCollisionReason:              true,
+	tenancyv1alpha1.ReservedNameReason:               true,
+	tenancyv1alpha1.OrganizationNotFoundReason:       true,
+	string(tenancyv1alpha1.SubscriptionPlanNotFound): true,
+}
+
+// setStalled keeps the Stalled condition in step with Ready: present and True while Ready is
+// False for a reason no retry can fix, absent otherwise (as kstatus expects).
+func setStalled(conds *[]metav1.Condition, generation int64) {
+	ready := meta.FindStatusCondition(*conds, tenancyv1alpha1.ReadyCondition)
+	if ready == nil || ready.Status != metav1.ConditionFalse || !stalledReasons[ready.Reason] {
+		meta.RemoveStatusCondition(conds, tenancyv1alpha1.StalledCondition)
+		return
+	}
+	setCondition(conds, generation, tenancyv1alpha1.StalledCondition, metav1.ConditionTrue, ready.Reason, ready.Message)
+}
+
 // Condition messages are bounded by the API (32768); errors from the API server can be long.
 func truncate(s string) string {
 	const max = 1024

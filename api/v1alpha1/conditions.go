@@ -16,6 +16,11 @@ const (
 	// RoleBindingsReadyCondition is True when a member has exactly the RoleBindings its role asks for.
 	RoleBindingsReadyCondition = "RoleBindingsReady"
 
+	// StalledCondition is present, and True, only while the object cannot make progress without
+	// someone changing something (a name taken by a namespace, a missing plan or organization). Its
+	// reason and message are Ready's. kstatus reports such objects as Failed rather than InProgress.
+	StalledCondition = "Stalled"
+
 	// SubscriptionActiveCondition is True in Active, Trial and GracePeriod; its reason is the state.
 	SubscriptionActiveCondition = "SubscriptionActive"
 
