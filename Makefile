@@ -59,13 +59,29 @@ control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubect
 	@K8S_VERSION=$(K8S_VERSION) CONTROL_PLANE_DIR=$(CONTROL_PLANE_DIR) $(ROOT)/hack/build-control-plane.sh >/dev/null
 
 .PHONY: test
-test: verify lint control-plane ## Run every test against a real API server (builds the control plane on first use).
+test: verify lint control-plane ## Run every test against a real API server (builds the control plane on first use), then fuzz briefly.
 	KUBEBUILDER_ASSETS=$(CONTROL_PLANE_DIR) go test ./... -count=1 -timeout 40m $(TEST_ARGS)
+	$(MAKE) --no-print-directory fuzz
+
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzOrganizationName FuzzEmail FuzzMember
+
+.PHONY: fuzz
+fuzz: ## Fuzz the admission validation functions, FUZZTIME each (none may panic).
+	for f in $(FUZZ_TARGETS); do go test ./internal/validation -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 .PHONY: test-cover
 test-cover: control-plane ## Run the tests with a coverage profile in cover.out.
 	KUBEBUILDER_ASSETS=$(CONTROL_PLANE_DIR) go test ./... -count=1 -timeout 40m -coverprofile cover.out -coverpkg ./... $(TEST_ARGS)
 	go tool cover -func cover.out | tail -1
+
+# Benchmark flags; e.g. make bench BENCH_ARGS='-orgs=1000 -idle=5m'. See docs/performance.md.
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: build control-plane ## Benchmark the manager on a local control plane (100 orgs); results in bench/results.
+	go build -o $(BIN)/bench ./test/bench
+	KUBEBUILDER_ASSETS=$(CONTROL_PLANE_DIR) $(BIN)/bench --manager $(BIN)/manager $(BENCH_ARGS)
 
 ##@ Build
 

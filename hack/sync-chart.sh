@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Copies the manifests that controller-gen generates, and the static roles of config/rbac, into the
-# Helm chart, so that the chart and kustomize install the same CRDs and the same RBAC rules. The
+# Copies the manifests that controller-gen generates, the static roles of config/rbac and the
+# webhook Service of config/webhook into the Helm chart, so that the chart and kustomize install
+# the same CRDs, the same RBAC rules and the same admission webhooks. The
 # chart's templates read these copies with .Files.Get; nothing in them is edited by hand.
 #
 # Usage: hack/sync-chart.sh [FILES_DIR]   (default: charts/org-operator/files)
@@ -22,3 +23,9 @@ for f in role.yaml leader_election_role.yaml metrics_auth_role.yaml metrics_read
 	organization_admin_role.yaml orgoperator_viewer_role.yaml orgoperator_editor_role.yaml; do
 	cp "${root}/config/rbac/${f}" "${out}/rbac/${f}"
 done
+
+# The generated webhook configurations and their Service. The chart sets the namespace, the
+# failure policy, the timeouts and the certificate annotations; names, rules and paths come from here.
+rm -rf "${out}/webhook"
+mkdir -p "${out}/webhook"
+cp "${root}/config/webhook/manifests.yaml" "${root}/config/webhook/service.yaml" "${out}/webhook/"

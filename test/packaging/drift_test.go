@@ -43,10 +43,10 @@ func expectSameTree(got, want, fix string) {
 }
 
 var _ = Describe("Generated files", func() {
-	It("the chart's copies of the CRDs and the RBAC of config/ are up to date (make chart-sync)", func() {
+	It("the chart's copies of the CRDs, the RBAC and the webhooks of config/ are up to date (make chart-sync)", func() {
 		tmp := GinkgoT().TempDir()
 		command{name: "bash", args: []string{"hack/sync-chart.sh", tmp}}.mustRun()
-		for _, dir := range []string{"crds", "rbac"} {
+		for _, dir := range []string{"crds", "rbac", "webhook"} {
 			expectSameTree(filepath.Join(tmp, dir), filepath.Join(root, chart, "files", dir), "make chart-sync")
 		}
 	})

@@ -79,7 +79,8 @@ var _ = Describe("Helm chart", func() {
 		objs := template()
 		Expect(kinds(objs)).To(Equal(map[string]int{
 			"CustomResourceDefinition": len(configCRDs()), "ServiceAccount": 1, "ClusterRole": 6, "ClusterRoleBinding": 2,
-			"Role": 2, "RoleBinding": 2, "Service": 1, "Deployment": 1, "PodDisruptionBudget": 1,
+			"Role": 2, "RoleBinding": 2, "Service": 2, "Deployment": 1, "PodDisruptionBudget": 1,
+			"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1, "Secret": 1,
 		}))
 		Expect(names(objs, "ClusterRole")).To(ConsistOf("org-operator-manager-role", "org-operator-metrics-auth-role",
 			"org-operator-metrics-reader", "org-operator-organization-admin", "orgoperator-viewer", "orgoperator-editor"))
@@ -97,14 +98,14 @@ var _ = Describe("Helm chart", func() {
 			Expect(find(objs, "CustomResourceDefinition", crd).GetAnnotations()).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
 		}
 
-		By("2 replicas with leader election, the appVersion image, no webhooks yet")
+		By("2 replicas with leader election, the appVersion image, webhooks with self-managed certificates")
 		d := find(objs, "Deployment", "org-operator-controller-manager")
 		Expect(d).NotTo(BeNil())
 		Expect(nested(d, "spec", "replicas")).To(BeNumerically("==", 2))
 		c := container(d)
 		Expect(c["image"]).To(Equal("ghcr.io/orgoperator/org-operator:" + appVersion()))
 		Expect(c["args"]).To(ContainElements("--leader-elect", "--metrics-bind-address=:8443", "--metrics-secure=true",
-			"--health-probe-bind-address=:8081", "--enable-webhooks=false"))
+			"--health-probe-bind-address=:8081", "--enable-webhooks=true", "--webhook-certs=self-managed"))
 		Expect(c).NotTo(HaveKey("command"), "the image's entrypoint runs: /manager (Dockerfile) or /ko-app/org-operator (ko)")
 		Expect(c["env"]).To(ContainElement(HaveKeyWithValue("name", "POD_NAMESPACE")))
 		Expect(nested(d, "spec", "template", "spec", "serviceAccountName")).To(Equal("org-operator-controller-manager"))
@@ -188,14 +189,23 @@ var _ = Describe("Helm chart", func() {
 		Entry("image.digest pins the image", []string{"--set", "image.digest=sha256:" + strings.Repeat("ab", 32)}, func(objs []*unstructured.Unstructured) {
 			Expect(container(find(objs, "Deployment", "org-operator-controller-manager"))["image"]).To(Equal("ghcr.io/orgoperator/org-operator@sha256:" + strings.Repeat("ab", 32)))
 		}),
-		Entry("metrics.enabled=false: no Service, no metrics roles, metrics off", []string{"--set", "metrics.enabled=false"}, func(objs []*unstructured.Unstructured) {
-			Expect(kinds(objs)).NotTo(HaveKey("Service"))
+		Entry("metrics.enabled=false: no metrics Service, no metrics roles, metrics off", []string{"--set", "metrics.enabled=false"}, func(objs []*unstructured.Unstructured) {
+			Expect(names(objs, "Service")).To(ConsistOf("org-operator-webhook-service"))
 			Expect(names(objs, "ClusterRole")).NotTo(ContainElement("org-operator-metrics-reader"))
 			Expect(container(find(objs, "Deployment", "org-operator-controller-manager"))["args"]).To(ContainElement("--metrics-bind-address=0"))
 		}),
 		Entry("rbac.aggregatedRoles=false leaves the viewer and editor roles out", []string{"--set", "rbac.aggregatedRoles=false"}, func(objs []*unstructured.Unstructured) {
 			Expect(names(objs, "ClusterRole")).NotTo(ContainElements("orgoperator-viewer", "orgoperator-editor"))
 			Expect(names(objs, "ClusterRole")).To(ContainElement("org-operator-organization-admin"))
+		}),
+		Entry("webhook.enabled=false: no webhook Service, configurations or certificate volume", []string{"--set", "webhook.enabled=false"}, func(objs []*unstructured.Unstructured) {
+			Expect(kinds(objs)).NotTo(HaveKey("MutatingWebhookConfiguration"))
+			Expect(kinds(objs)).NotTo(HaveKey("ValidatingWebhookConfiguration"))
+			Expect(names(objs, "Service")).To(ConsistOf("org-operator-metrics"))
+			d := find(objs, "Deployment", "org-operator-controller-manager")
+			Expect(container(d)["args"]).To(ContainElement("--enable-webhooks=false"))
+			Expect(container(d)["args"]).NotTo(ContainElement(HavePrefix("--webhook-")))
+			Expect(nested(d, "spec", "template", "spec", "volumes")).To(ConsistOf(HaveKeyWithValue("name", "tmp")))
 		}),
 		Entry("every option on", []string{"-f", "test/packaging/testdata/all-options.yaml"}, func(objs []*unstructured.Unstructured) {
 			sm := find(objs, "ServiceMonitor", "org-operator")
@@ -243,7 +253,14 @@ var _ = Describe("Helm chart", func() {
 		Entry("a tag with a space", "at '/image/tag'", "--set", "image.tag=v1 beta"),
 		Entry("a bad digest", "at '/image/digest'", "--set", "image.digest=latest"),
 		Entry("a port out of range", "at '/metrics/port'", "--set", "metrics.port=70000"),
-		Entry("webhooks before the chart ships them", "at '/webhook/enabled': value must be false", "--set", "webhook.enabled=true"),
+		Entry("an unknown certificate provider", "at '/webhook/certificates': value must be one of 'selfManaged', 'certManager'", "--set", "webhook.certificates=vault"),
+		Entry("an unknown failure policy", "at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'", "--set", "webhook.failurePolicy=Never"),
+		Entry("a webhook timeout above the API's 30 s", "at '/webhook/timeoutSeconds'", "--set", "webhook.timeoutSeconds=31"),
+		Entry("a webhook timeout of 0", "at '/webhook/timeoutSeconds'", "--set", "webhook.timeoutSeconds=0"),
+		Entry("a privileged webhook port", "at '/webhook/port'", "--set", "webhook.port=443"),
+		Entry("a misspelt webhook key", "additional properties 'failurepolicy' not allowed", "--set", "webhook.failurepolicy=Ignore"),
+		Entry("cert-manager certificates without cert-manager", "webhook.certificates=certManager needs cert-manager",
+			"--set", "webhook.certificates=certManager"),
 		Entry("a bad scrape interval", "at '/metrics/serviceMonitor/interval'", "--set", "metrics.serviceMonitor.interval=often"),
 		Entry("a plan without a valid name", "at '/organizationPlans/items/0/name'", "--set", "organizationPlans.items[0].name=Gold_Plan"),
 		Entry("an unknown log level", "at '/manager/logLevel'", "--set", "manager.logLevel=verbose"),
@@ -259,7 +276,14 @@ var _ = Describe("Helm install, upgrade and uninstall on a control plane", Order
 	BeforeAll(func() { c = startCluster() })
 
 	It("installs the operator", func() {
-		c.helm("install", releaseName, chart, "-n", releaseNS, "--create-namespace").mustRun()
+		// The webhooks are on (selfManaged), but nothing serves them here: the manager runs on this
+		// machine, out of reach of the API server, and the webhook Service has no endpoints. With the
+		// default failurePolicy Fail, creating or updating an organization or a member (this spec's
+		// sample, the finalizers and status the manager writes in the next one) and the namespaces of
+		// organizations would be rejected. This install sets Ignore, and a short timeout so that each
+		// failed call costs little; admission through the Service is not tested here.
+		c.helm("install", releaseName, chart, "-n", releaseNS, "--create-namespace",
+			"--set", "webhook.failurePolicy=Ignore", "--set", "webhook.timeoutSeconds=1").mustRun()
 		Expect(c.helm("list", "-n", releaseNS, "-o", "json").mustRun()).To(ContainSubstring(`"status":"deployed"`))
 
 		d := c.get("deployment", releaseNS, "org-operator-controller-manager")
@@ -277,6 +301,17 @@ var _ = Describe("Helm install, upgrade and uninstall on a control plane", Order
 		Expect(c.get("service", releaseNS, "org-operator-metrics")).NotTo(BeNil())
 		Expect(c.get("poddisruptionbudget", releaseNS, "org-operator-controller-manager")).NotTo(BeNil())
 
+		By("the webhook Service and both webhook configurations, calling the Service in the release namespace")
+		svc := c.get("service", releaseNS, webhookService)
+		Expect(svc).NotTo(BeNil())
+		Expect(nested(svc, "spec", "ports")).To(ConsistOf(And(HaveKeyWithValue("port", BeNumerically("==", 443)), HaveKeyWithValue("targetPort", "webhook"))))
+		for kind, name := range map[string]string{"mutatingwebhookconfiguration": mutatingWebhooks, "validatingwebhookconfiguration": validatingWebhooks} {
+			for _, w := range webhooksOf(c.get(kind, "", name)) {
+				Expect(w["clientConfig"]).To(HaveKeyWithValue("service", And(HaveKeyWithValue("name", webhookService), HaveKeyWithValue("namespace", releaseNS))))
+				Expect(w).To(HaveKeyWithValue("failurePolicy", "Ignore"))
+			}
+		}
+
 		By("the CRDs are established and serve organizations")
 		c.kubectl("wait", "--for=condition=Established", "--timeout=60s",
 			"crd/organizations.tenancy.orgoperator.io", "crd/organizationmembers.tenancy.orgoperator.io").mustRun()
@@ -284,10 +319,11 @@ var _ = Describe("Helm install, upgrade and uninstall on a control plane", Order
 		Expect(c.get("organization", "", "acme")).NotTo(BeNil())
 	})
 
-	It("runs the manager with the chart's arguments as the chart's ServiceAccount: it reconciles", func() {
+	It("runs the manager with the chart's arguments as the chart's ServiceAccount: it manages its webhook certificate and reconciles", func() {
 		d := c.get("deployment", releaseNS, "org-operator-controller-manager")
 		sa := nested(d, "spec", "template", "spec", "serviceAccountName").(string)
-		probe, metrics := freePort(), freePort()
+		probe, metrics, webhookPort := freePort(), freePort(), freePort()
+		certDir := GinkgoT().TempDir()
 		var args []string
 		for _, a := range container(d)["args"].([]any) {
 			arg := a.(string)
@@ -296,10 +332,17 @@ var _ = Describe("Helm install, upgrade and uninstall on a control plane", Order
 				arg = "--health-probe-bind-address=127.0.0.1:" + probe
 			case strings.HasPrefix(arg, "--metrics-bind-address="):
 				arg = "--metrics-bind-address=127.0.0.1:" + metrics
+			case strings.HasPrefix(arg, "--webhook-port="):
+				arg = "--webhook-port=" + webhookPort
+			case strings.HasPrefix(arg, "--webhook-cert-dir="):
+				arg = "--webhook-cert-dir=" + certDir
 			}
 			args = append(args, arg)
 		}
 		Expect(args).To(ContainElement("--leader-elect"))
+		Expect(args).To(ContainElements("--enable-webhooks=true", "--webhook-certs=self-managed", "--webhook-cert-dir="+certDir))
+		// In the pod, $POD_NAMESPACE names the namespace; here it is explicit.
+		args = append(args, "--namespace="+releaseNS, "--webhook-host=127.0.0.1")
 		// Out of a pod, controller-runtime cannot find the namespace of the Lease unless main.go
 		// passes LeaderElectionNamespace (from --namespace / POD_NAMESPACE); until it does, the
 		// manager runs without leader election here and the Role is checked with can-i.
@@ -329,12 +372,15 @@ var _ = Describe("Helm install, upgrade and uninstall on a control plane", Order
 			_ = proc.Wait()
 		})
 
+		roots := expectSelfManagedCertificates(c, releaseNS, certDir)
+
 		Eventually(func(g Gomega) {
 			resp, err := http.Get("http://127.0.0.1:" + probe + "/readyz")
 			g.Expect(err).NotTo(HaveOccurred())
 			defer resp.Body.Close()
 			g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
-		}).Should(Succeed())
+		}).Should(Succeed(), "not ready: /readyz waits for the webhook server, which waits for the certificate")
+		expectServes("127.0.0.1:"+webhookPort, releaseNS, roots)
 		if leaderElection {
 			Eventually(func(g Gomega) {
 				lease := c.get("lease", releaseNS, "org-operator.tenancy.orgoperator.io")
@@ -351,7 +397,7 @@ var _ = Describe("Helm install, upgrade and uninstall on a control plane", Order
 
 	It("upgrades: changed values reach the objects", func() {
 		c.helm("upgrade", releaseName, chart, "-n", releaseNS, "--set", "replicaCount=3", "--set", "image.tag=v0.2.0",
-			"--set", "manager.concurrency=8", "--set", "rbac.aggregatedRoles=false").mustRun()
+			"--set", "manager.concurrency=8", "--set", "rbac.aggregatedRoles=false", "--set", "webhook.timeoutSeconds=3").mustRun()
 		Expect(c.helm("history", releaseName, "-n", releaseNS, "-o", "json").mustRun()).To(ContainSubstring(`"revision":2`))
 
 		d := c.get("deployment", releaseNS, "org-operator-controller-manager")
@@ -361,6 +407,16 @@ var _ = Describe("Helm install, upgrade and uninstall on a control plane", Order
 		Expect(c.get("clusterrole", "", "orgoperator-viewer")).To(BeNil(), "a role the new values leave out is deleted")
 		Expect(c.get("clusterrole", "", "org-operator-organization-admin")).NotTo(BeNil())
 		Expect(c.get("organization", "", "acme")).NotTo(BeNil())
+
+		By("the webhook configurations take the new values and keep the caBundle the operator injected")
+		for kind, name := range map[string]string{"mutatingwebhookconfiguration": mutatingWebhooks, "validatingwebhookconfiguration": validatingWebhooks} {
+			for _, w := range webhooksOf(c.get(kind, "", name)) {
+				Expect(w).To(And(HaveKeyWithValue("timeoutSeconds", BeNumerically("==", 3)), HaveKeyWithValue("failurePolicy", "Fail")))
+				Expect(w["clientConfig"]).To(HaveKeyWithValue("caBundle", Not(BeEmpty())), "helm upgrade removed the caBundle of %s", w["name"])
+			}
+		}
+		Expect(nested(c.get("secret", releaseNS, "org-operator-webhook-certs"), "data")).To(HaveKey("tls.crt"),
+			"helm upgrade emptied the certificate Secret that the chart creates and the operator fills")
 	})
 
 	It("renders Argo CD health checks that the command of docs/gitops.md merges into argocd-cm", func() {

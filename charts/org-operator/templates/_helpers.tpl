@@ -59,19 +59,7 @@ never from a second copy. A file may hold several YAML documents (role.yaml: a C
 namespaced Role).
 */}}
 {{- define "org-operator.rbacFile" -}}
-{{- $path := printf "files/rbac/%s" .file }}
-{{- $content := .root.Files.Get $path }}
-{{- if not $content }}
-{{- fail (printf "%s is missing: run make chart-sync" $path) }}
-{{- end }}
-{{- $docs := list }}
-{{- range regexSplit "(?m)^---[ \t]*$" $content -1 }}
-{{- $doc := fromYaml . }}
-{{- if $doc.kind }}
-{{- $docs = append $docs $doc }}
-{{- end }}
-{{- end }}
-{{- toJson $docs }}
+{{- include "org-operator.fileObjects" (dict "root" .root "path" (printf "files/rbac/%s" .file)) }}
 {{- end }}
 
 {{/* The first object of kind .kind in a file of files/rbac, as JSON; "{}" when none. */}}
@@ -90,4 +78,33 @@ namespaced Role).
 - kind: ServiceAccount
   name: {{ include "org-operator.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
+{{- end }}
+
+{{/*
+The objects of a YAML file of the chart (.path, e.g. files/webhook/manifests.yaml, a copy written by
+`make chart-sync`), as a JSON list.
+*/}}
+{{- define "org-operator.fileObjects" -}}
+{{- $content := .root.Files.Get .path }}
+{{- if not $content }}
+{{- fail (printf "%s is missing: run make chart-sync" .path) }}
+{{- end }}
+{{- $docs := list }}
+{{- range regexSplit "(?m)^---[ \t]*$" $content -1 }}
+{{- $doc := fromYaml . }}
+{{- if $doc.kind }}
+{{- $docs = append $docs $doc }}
+{{- end }}
+{{- end }}
+{{- toJson $docs }}
+{{- end }}
+
+{{/* Mount path of the webhook serving certificate (tls.crt, tls.key) in the manager container. */}}
+{{- define "org-operator.webhookCertDir" -}}
+/tmp/k8s-webhook-server/serving-certs
+{{- end }}
+
+{{/* Name of the cert-manager Certificate of the webhook server (webhook.certificates=certManager). */}}
+{{- define "org-operator.webhookCertificate" -}}
+{{ include "org-operator.fullname" . }}-serving-cert
 {{- end }}
