@@ -36,9 +36,9 @@ const listTimeout = 10 * time.Second
 // the family's variable labels after "organization".
 type Emit func(value float64, labelValues ...string)
 
-// Family is one metric family with a series set per organization. Later families plug in here
-// (subscription state and seconds to expiry, quota_hard per resource): append them to
-// DefaultFamilies or pass them to NewCollector. Keep their extra labels to fixed value lists.
+// Family is one metric family with a series set per organization. New families plug in here:
+// append them to DefaultFamilies or pass them to NewCollector. Keep their extra labels to bounded
+// value lists.
 type Family struct {
 	// Desc describes the family; its first variable label must be "organization".
 	Desc *prometheus.Desc
@@ -69,6 +69,13 @@ var UsageResources = []UsageResource{
 	{"requests.memory", func(u *tenancyv1alpha1.OrganizationUsage) float64 { return quantity(u.Requests, corev1.ResourceMemory) }},
 	{"limits.cpu", func(u *tenancyv1alpha1.OrganizationUsage) float64 { return quantity(u.Limits, corev1.ResourceCPU) }},
 	{"limits.memory", func(u *tenancyv1alpha1.OrganizationUsage) float64 { return quantity(u.Limits, corev1.ResourceMemory) }},
+}
+
+// SubscriptionStates is the fixed list of values of the state label of
+// orgoperator_organization_subscription_state.
+var SubscriptionStates = []tenancyv1alpha1.SubscriptionState{
+	tenancyv1alpha1.SubscriptionTrial, tenancyv1alpha1.SubscriptionActive, tenancyv1alpha1.SubscriptionGracePeriod,
+	tenancyv1alpha1.SubscriptionExpired, tenancyv1alpha1.SubscriptionPlanNotFound,
 }
 
 // quantity returns a resource of list in base units (cores, bytes); 0 when absent.
@@ -114,6 +121,64 @@ func DefaultFamilies() []Family {
 			Collect: func(org *tenancyv1alpha1.Organization, emit Emit) {
 				emit(float64(org.Status.AdminCount), "admin")
 				emit(float64(org.Status.MemberCount-org.Status.AdminCount), "member")
+			},
+		},
+		{
+			Desc: desc("subscription_state", "1 for the subscription's state in status.subscription.state, 0 for the other states.",
+				"state"),
+			Type: prometheus.GaugeValue,
+			Collect: func(org *tenancyv1alpha1.Organization, emit Emit) {
+				st := org.Status.Subscription
+				if st == nil {
+					return
+				}
+				for _, state := range SubscriptionStates {
+					emit(boolValue(st.State == state), string(state))
+				}
+			},
+		},
+		{
+			Desc: desc("subscription_expiry_seconds", "Seconds from the scrape to status.subscription.endDate (the end date, "+
+				"or the trial's end); negative once it has passed. No series when the subscription never ends."),
+			Type: prometheus.GaugeValue,
+			Collect: func(org *tenancyv1alpha1.Organization, emit Emit) {
+				if st := org.Status.Subscription; st != nil && st.EndDate != nil {
+					emit(time.Until(st.EndDate.Time).Seconds())
+				}
+			},
+		},
+		{
+			Desc: desc("quota_hard", "The organization-wide quota (status.quotas.hard), in base units, and the count "+
+				"quotas maxNamespaces, maxMembers and maxAdmins; one series per limit set.", "resource"),
+			Type: prometheus.GaugeValue,
+			Collect: func(org *tenancyv1alpha1.Organization, emit Emit) {
+				q := org.Status.Quotas
+				if q == nil {
+					return
+				}
+				for _, c := range []struct {
+					name  string
+					limit *int32
+				}{{"maxNamespaces", q.MaxNamespaces}, {"maxMembers", q.MaxMembers}, {"maxAdmins", q.MaxAdmins}} {
+					if c.limit != nil {
+						emit(float64(*c.limit), c.name)
+					}
+				}
+				for name, v := range q.Hard {
+					emit(v.AsApproximateFloat64(), string(name))
+				}
+			},
+		},
+		{
+			Desc: desc("quota_used", "What the organization uses of each resource of its organization-wide quota "+
+				"(status.quotas.used), in base units.", "resource"),
+			Type: prometheus.GaugeValue,
+			Collect: func(org *tenancyv1alpha1.Organization, emit Emit) {
+				if q := org.Status.Quotas; q != nil {
+					for name, v := range q.Used {
+						emit(v.AsApproximateFloat64(), string(name))
+					}
+				}
 			},
 		},
 		{

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -145,6 +146,15 @@ var _ = Describe("Organization metrics on the manager's metrics endpoint", Order
 				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1500m"), corev1.ResourceMemory: resource.MustParse("2Gi")},
 				Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("3"), corev1.ResourceMemory: resource.MustParse("4Gi")},
 			},
+			Subscription: &tenancyv1alpha1.SubscriptionStatus{
+				Plan: "gold", State: tenancyv1alpha1.SubscriptionGracePeriod, HasActiveSubscription: true,
+				EndDate: &metav1.Time{Time: time.Now().Add(-time.Hour)},
+			},
+			Quotas: &tenancyv1alpha1.QuotaStatus{
+				MaxMembers: ptr.To(int32(10)),
+				Hard:       corev1.ResourceList{corev1.ResourcePods: resource.MustParse("50"), corev1.ResourceRequestsCPU: resource.MustParse("4")},
+				Used:       corev1.ResourceList{corev1.ResourcePods: resource.MustParse("7"), corev1.ResourceRequestsCPU: resource.MustParse("1500m")},
+			},
 		}
 		Expect(k8s.Status().Update(ctx, ready)).To(Succeed())
 
@@ -166,11 +176,24 @@ var _ = Describe("Organization metrics on the manager's metrics endpoint", Order
 				"resource=limits.cpu": 3, "resource=limits.memory": 4 << 30,
 			}))
 
+			g.Expect(series(families, "orgoperator_organization_subscription_state", "metrics-ready")).To(Equal(map[string]float64{
+				"state=Trial": 0, "state=Active": 0, "state=GracePeriod": 1, "state=Expired": 0, "state=PlanNotFound": 0,
+			}))
+			expiry := series(families, "orgoperator_organization_subscription_expiry_seconds", "metrics-ready")
+			g.Expect(expiry).To(HaveKeyWithValue("", BeNumerically("~", -3600, 120)), "an hour past its end date")
+			g.Expect(series(families, "orgoperator_organization_quota_hard", "metrics-ready")).To(Equal(map[string]float64{
+				"resource=maxMembers": 10, "resource=pods": 50, "resource=requests.cpu": 4,
+			}))
+			g.Expect(series(families, "orgoperator_organization_quota_used", "metrics-ready")).To(Equal(map[string]float64{
+				"resource=pods": 7, "resource=requests.cpu": 1.5,
+			}))
+
 			// Not reconciled yet: info, ready 0 and no members; no usage until the operator observed it.
 			g.Expect(series(families, "orgoperator_organization_info", "metrics-new")).To(Equal(map[string]float64{"plan=,type=Trial": 1}))
 			g.Expect(series(families, "orgoperator_organization_ready", "metrics-new")).To(Equal(map[string]float64{"": 0}))
 			g.Expect(series(families, "orgoperator_organization_members", "metrics-new")).To(Equal(map[string]float64{"role=admin": 0, "role=member": 0}))
 			g.Expect(series(families, "orgoperator_organization_usage", "metrics-new")).To(BeEmpty())
+			g.Expect(series(families, "orgoperator_organization_subscription_state", "metrics-new")).To(BeEmpty())
 
 			// controller-runtime's own metrics are still served beside ours.
 			g.Expect(families).To(HaveKey("orgoperator_metrics_list_errors_total"))
