@@ -54,6 +54,14 @@ verify: manifests generate ## Fail when generated code or manifests differ from 
 		echo "Generated files are out of date; run 'make manifests generate' and commit:"; \
 		git status --porcelain -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; fi
 
+.PHONY: bench
+bench: build control-plane ## Benchmark the operator on a local control plane (make bench BENCH_ARGS=-orgs=1000); writes bench/results.
+	go run ./test/bench -manager $(BIN)/manager -bin-dir $(CONTROL_PLANE_DIR) $(BENCH_ARGS)
+
+.PHONY: bench-go
+bench-go: ## Go benchmarks of the hot pure functions, with allocations.
+	go test -run '^$$' -bench . -benchmem ./internal/usage/ ./internal/membership/ ./internal/quota/
+
 .PHONY: control-plane
 control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl from Go modules (cached).
 	@K8S_VERSION=$(K8S_VERSION) CONTROL_PLANE_DIR=$(CONTROL_PLANE_DIR) $(ROOT)/hack/build-control-plane.sh >/dev/null

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/controlplane"
+)
+
+// Users the audit log tells apart. The operator runs as the ServiceAccount user a real install
+// has, bound only to config/rbac/role.yaml; the harness is a cluster admin of its own.
+const (
+	operatorUser = "system:serviceaccount:org-operator-system:org-operator-controller-manager"
+	benchUser    = "org-operator-bench"
+	operatorUA   = "org-operator" // main.go sets it
+)
+
+// Harness clients, told apart by user agent in the audit log and counted separately.
+const (
+	agentCreate = "org-operator-bench/create" // creates and changes the objects the scenarios need
+	agentPoll   = "org-operator-bench/poll"   // lists organizations and members until they converge
+	agentVerify = "org-operator-bench/verify" // checks the objects the operator made, after convergence
+)
+
+func benchScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(tenancyv1alpha1.AddToScheme(s))
+	return s
+}
+
+// cluster is the control plane, the harness's clients and the operator's credentials.
+type cluster struct {
+	cp       *controlplane.ControlPlane
+	scheme   *runtime.Scheme
+	counters map[string]*requestCounter // by user agent
+	clients  map[string]client.Client
+	poll     *http.Client
+	host     string
+
+	operatorKubeconfig string
+}
+
+func startCluster(ctx context.Context, cfg *config, workDir string) (*cluster, error) {
+	policy, err := writeFile(workDir, "audit-policy.yaml", auditPolicy(operatorUser, benchUser))
+	if err != nil {
+		return nil, err
+	}
+	cpLog, err := os.Create(filepath.Join(workDir, "control-plane.log"))
+	if err != nil {
+		return nil, err
+	}
+	opts := controlplane.Options{
+		BinDir:            cfg.binDir,
+		CRDDirectoryPaths: []string{filepath.Join(cfg.repo, "config", "crd", "bases")},
+		ControllerManager: true,
+		APIServerArgs: map[string][]string{
+			"audit-log-path":             {filepath.Join(workDir, "audit.log")},
+			"audit-policy-file":          {policy},
+			"audit-log-maxsize":          {"100000"}, // MB: never rotate within a run
+			"audit-log-maxbackup":        {"1"},
+			"audit-log-format":           {"json"},
+			"audit-log-mode":             {"blocking"},
+			"audit-log-compress":         {"false"},
+			"audit-log-truncate-enabled": {"false"},
+		},
+		Output: cpLog,
+	}
+	if cfg.webhooks {
+		opts.WebhookInstallOptions = envtest.WebhookInstallOptions{
+			Paths: []string{filepath.Join(cfg.repo, "config", "webhook", "manifests.yaml")},
+		}
+	}
+	cp, err := controlplane.Start(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w (control plane log: %s)", err, cpLog.Name())
+	}
+	c := &cluster{cp: cp, scheme: benchScheme(), counters: map[string]*requestCounter{}, clients: map[string]client.Client{}}
+	if err := c.setup(ctx, cfg, workDir); err != nil {
+		_ = cp.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *cluster) setup(ctx context.Context, cfg *config, workDir string) error {
+	bench, err := c.cp.AddUser(benchUser, "system:masters")
+	if err != nil {
+		return err
+	}
+	c.host = strings.TrimSuffix(bench.Host, "/")
+	for _, agent := range []string{agentCreate, agentPoll, agentVerify} {
+		counter := newRequestCounter()
+		rc := rest.CopyConfig(bench)
+		rc.UserAgent = agent
+		rc.QPS = -1 // no client-side rate limit: as fast as the API server accepts
+		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &countingTransport{next: rt, counter: counter} })
+		c.counters[agent] = counter
+		cl, err := client.New(rc, client.Options{Scheme: c.scheme})
+		if err != nil {
+			return err
+		}
+		c.clients[agent] = cl
+		if agent == agentPoll {
+			if c.poll, err = rest.HTTPClientFor(rc); err != nil {
+				return err
+			}
+		}
+	}
+
+	// The operator's permissions: the generated role, and the role it binds for organization admins.
+	admin := c.clients[agentCreate]
+	for _, f := range []string{"role.yaml", "organization_admin_role.yaml"} {
+		if err := createClusterRoles(ctx, admin, filepath.Join(cfg.repo, "config", "rbac", f)); err != nil {
+			return err
+		}
+	}
+	if err := admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "org-operator-manager-rolebinding"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "org-operator-manager-role"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
+	}); err != nil {
+		return err
+	}
+	user, err := c.cp.Env.AddUser(envtest.User{Name: operatorUser}, c.cp.Config)
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	c.operatorKubeconfig, err = writeFile(workDir, "operator.kubeconfig", string(kubeconfig))
+	return err
+}
+
+// createClusterRoles creates every ClusterRole in a YAML file.
+func createClusterRoles(ctx context.Context, c client.Client, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
+	for {
+		role := &rbacv1.ClusterRole{}
+		if err := dec.Decode(role); err != nil {
+			break
+		}
+		if role.Kind != "ClusterRole" || role.Name == "" {
+			continue
+		}
+		if err := c.Create(ctx, role); err != nil {
+			return fmt.Errorf("creating ClusterRole %s from %s: %w", role.Name, path, err)
+		}
+	}
+	return nil
+}
+
+// managerArgs are the flags of bin/manager for this run.
+func (c *cluster) managerArgs(cfg *config, metricsPort int) []string {
+	args := []string{
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
+		"--metrics-secure=false",
+		"--health-probe-bind-address=0",
+		"--leader-elect=false",
+		fmt.Sprintf("--concurrency=%d", cfg.concurrency),
+		fmt.Sprintf("--kube-api-qps=%g", cfg.qps),
+		fmt.Sprintf("--kube-api-burst=%d", cfg.burst),
+		fmt.Sprintf("--enable-webhooks=%t", cfg.webhooks),
+	}
+	if cfg.webhooks {
+		hooks := c.cp.Env.WebhookInstallOptions
+		args = append(args,
+			"--webhook-certs=external",
+			"--webhook-host="+hooks.LocalServingHost,
+			fmt.Sprintf("--webhook-port=%d", hooks.LocalServingPort),
+			"--webhook-cert-dir="+hooks.LocalServingCertDir,
+		)
+	}
+	return args
+}
+
+// isOperator and isHarness select audit records.
+func isOperator(r *auditRecord) bool { return r.User == operatorUser }
+
+func isAgent(agent string) func(*auditRecord) bool {
+	return func(r *auditRecord) bool { return r.User == benchUser && r.Agent == agent }
+}

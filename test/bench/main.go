@@ -1,0 +1,356 @@
+// Command bench measures org-operator on a local control plane: how fast it brings many
+// organizations to Ready, how many API requests it makes doing so, what it writes while nothing
+// changes and after a restart, how it handles churn and pod usage, and how much memory and CPU
+// it takes. It is the program behind `make bench`; docs/performance.md explains the results.
+//
+//	go build -o bin/bench ./test/bench
+//	KUBEBUILDER_ASSETS=bin/k8s/v1.37.2 bin/bench --manager bin/manager [-orgs=1000] [-idle=5m] ...
+//
+// It starts etcd, kube-apiserver (with an audit log) and kube-controller-manager on 127.0.0.1,
+// runs bin/manager as a subprocess under the operator's own ServiceAccount user (bound only to
+// config/rbac/role.yaml), drives the scenarios through counted clients, and reads the operator's
+// requests from the audit log. Everything it starts is stopped before it exits, including on
+// Ctrl-C. It prints a Markdown summary and writes the full results as JSON.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	repo, manager, binDir, out string
+
+	orgs, members, admins, extraNamespaces int
+	creators                               int
+
+	concurrency int
+	qps         float64
+	burst       int
+	webhooks    bool
+
+	idle     time.Duration
+	restart  bool
+	pods     int
+	podDelta int
+
+	quotaLimit, quotaBurst, quotaNamespaces int
+
+	scenarios    map[string]bool
+	poll         time.Duration
+	phaseTimeout time.Duration
+	timeout      time.Duration
+	seed         int64
+	keep         bool
+	notes        string
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	cfg, err := parseFlags()
+	if err != nil {
+		logf("%v", err)
+		return 2
+	}
+	// Stop everything we started on Ctrl-C or SIGTERM; the deadline bounds the whole run.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+
+	workDir, err := os.MkdirTemp("", "org-operator-bench-")
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	failed := true
+	defer func() {
+		if cfg.keep || failed {
+			logf("Logs and the audit log are kept in %s", workDir)
+			return
+		}
+		_ = os.RemoveAll(workDir)
+	}()
+
+	res, err := runBench(ctx, cfg, workDir)
+	if res != nil {
+		fmt.Print(markdown(res))
+		if path, werr := writeResults(cfg, res); werr != nil {
+			logf("Writing results: %v", werr)
+		} else {
+			logf("Results written to %s", path)
+		}
+	}
+	if err != nil {
+		logf("Benchmark failed: %v", err)
+		return 1
+	}
+	failed = false
+	return 0
+}
+
+func parseFlags() (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs.StringVar(&cfg.manager, "manager", "bin/manager", "The manager binary to benchmark (make build).")
+	fs.StringVar(&cfg.binDir, "bin-dir", os.Getenv("KUBEBUILDER_ASSETS"), "Directory of etcd, kube-apiserver and kube-controller-manager (make control-plane); defaults to $KUBEBUILDER_ASSETS.")
+	fs.StringVar(&cfg.out, "out", "", "JSON results file; default bench/results/<date>-orgs<N>.json in the repository.")
+	fs.IntVar(&cfg.orgs, "orgs", 100, "Organizations to create.")
+	fs.IntVar(&cfg.members, "members", 5, "Members per organization.")
+	fs.IntVar(&cfg.admins, "admins", 1, "Of those, members with admin: true.")
+	fs.IntVar(&cfg.extraNamespaces, "namespaces", 2, "Namespaces labelled into each organization, besides its home namespace.")
+	fs.IntVar(&cfg.creators, "creators", 8, "Parallel creators in the harness.")
+	fs.IntVar(&cfg.concurrency, "concurrency", 4, "Manager --concurrency (reconciles per controller at once); 4 is the manager's default.")
+	fs.Float64Var(&cfg.qps, "qps", 100, "Manager --kube-api-qps; 100 is the manager's default. Negative disables client-side rate limiting.")
+	fs.IntVar(&cfg.burst, "burst", 200, "Manager --kube-api-burst; 200 is the manager's default.")
+	fs.BoolVar(&cfg.webhooks, "webhooks", true, "Serve the admission webhooks from the manager and register them, as a real install does.")
+	fs.DurationVar(&cfg.idle, "idle", 60*time.Second, "Idle window after convergence (the issue asks for 5m).")
+	fs.BoolVar(&cfg.restart, "restart", true, "After the idle window, restart the manager (a forced full resync) and count its writes.")
+	fs.IntVar(&cfg.pods, "pods", 3000, "Pods to spread over the organizations' namespaces in the usage scenario.")
+	fs.IntVar(&cfg.podDelta, "pod-changes", 100, "Pods deleted and created (half each) after the usage has converged.")
+	fs.IntVar(&cfg.quotaLimit, "quota-limit", 50, "Quota burst: the organization-wide quota, in pods.")
+	fs.IntVar(&cfg.quotaBurst, "quota-burst", 200, "Quota burst: pods created at once.")
+	fs.IntVar(&cfg.quotaNamespaces, "quota-namespaces", 5, "Quota burst: namespaces of the organization, its home namespace included.")
+	scenarios := fs.String("scenarios", "converge,idle,churn,usage,quota", "Scenarios to run, in this order; idle, churn and usage need converge.")
+	fs.DurationVar(&cfg.poll, "poll", 0, "Interval of the convergence poll (a List of organizations and of members); default 250ms, plus 1ms per organization.")
+	fs.DurationVar(&cfg.phaseTimeout, "phase-timeout", 0, "Longest wait for one scenario to converge; default 2m plus 0.6s per organization.")
+	fs.DurationVar(&cfg.timeout, "timeout", 90*time.Minute, "Longest run as a whole.")
+	fs.Int64Var(&cfg.seed, "seed", 1, "Seed of the random choices (which members, organizations and pods change).")
+	fs.BoolVar(&cfg.keep, "keep", false, "Keep the work directory (control plane and manager logs, audit log).")
+	fs.StringVar(&cfg.notes, "notes", "", "Free text stored with the results, e.g. the load on the machine.")
+	_ = fs.Parse(os.Args[1:])
+
+	var err error
+	if cfg.repo, err = repoRoot(); err != nil {
+		return nil, err
+	}
+	if cfg.binDir == "" {
+		return nil, errors.New("no control plane binaries: pass -bin-dir or set KUBEBUILDER_ASSETS (make control-plane builds them)")
+	}
+	for _, p := range []*string{&cfg.manager, &cfg.binDir} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(cfg.manager); err != nil {
+		return nil, fmt.Errorf("manager binary: %w (make build)", err)
+	}
+	if cfg.quotaNamespaces < 1 || cfg.quotaBurst < 1 || cfg.quotaLimit < 1 {
+		return nil, errors.New("need -quota-namespaces, -quota-burst and -quota-limit >= 1")
+	}
+	if cfg.orgs < 1 || cfg.members < 1 || cfg.admins < 0 || cfg.admins > cfg.members || cfg.extraNamespaces < 0 || cfg.creators < 1 {
+		return nil, errors.New("need -orgs >= 1, -members >= 1, 0 <= -admins <= -members, -namespaces >= 0, -creators >= 1")
+	}
+	cfg.scenarios = map[string]bool{}
+	for _, s := range strings.Split(*scenarios, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "converge", "idle", "churn", "usage", "quota":
+			cfg.scenarios[s] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("unknown scenario %q", s)
+		}
+	}
+	if !cfg.scenarios["converge"] && (cfg.scenarios["idle"] || cfg.scenarios["churn"] || cfg.scenarios["usage"]) {
+		return nil, errors.New("idle, churn and usage need the converge scenario")
+	}
+	if cfg.phaseTimeout == 0 {
+		cfg.phaseTimeout = 2*time.Minute + time.Duration(cfg.orgs)*600*time.Millisecond
+	}
+	if cfg.poll == 0 {
+		cfg.poll = 250*time.Millisecond + time.Duration(cfg.orgs)*time.Millisecond
+	}
+	if cfg.out == "" {
+		cfg.out = filepath.Join(cfg.repo, "bench", "results", fmt.Sprintf("%s-orgs%d.json", time.Now().Format("2006-01-02"), cfg.orgs))
+	}
+	return cfg, nil
+}
+
+func runBench(ctx context.Context, cfg *config, workDir string) (*Result, error) {
+	res := newResult(cfg)
+	logf("Starting the control plane (work directory %s)", workDir)
+	started := time.Now()
+	c, err := startCluster(ctx, cfg, workDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		logf("Stopping the control plane")
+		if err := c.cp.Stop(); err != nil {
+			logf("Stopping the control plane: %v", err)
+		}
+	}()
+	logf("Control plane is up at %s (%s)", c.host, time.Since(started).Round(100*time.Millisecond))
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	mgr := &manager{
+		path:    cfg.manager,
+		args:    c.managerArgs(cfg, port),
+		env:     append(os.Environ(), "KUBECONFIG="+c.operatorKubeconfig),
+		logPath: filepath.Join(workDir, "manager.log"),
+		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port),
+	}
+	res.Config.ManagerArgs = mgr.args
+	if err := mgr.start(ctx, 2*time.Minute); err != nil {
+		mgr.stop(20 * time.Second)
+		return nil, err
+	}
+	defer mgr.stop(20 * time.Second)
+
+	smp := &sampler{mgr: mgr, heapEvery: 4}
+	smpCtx, stopSampler := context.WithCancel(ctx)
+	defer stopSampler()
+	go smp.run(smpCtx)
+
+	b := &bench{
+		cfg: cfg, c: c, mgr: mgr, smp: smp, res: res,
+		audit:  newAuditLog(filepath.Join(workDir, "audit.log")),
+		world:  &world{orgs: map[string]*orgModel{}},
+		poller: &poller{c: c, interval: cfg.poll},
+	}
+	res.Machine.LoadAvgStart = loadAvg()
+	cpuStart := descendantCPU()
+
+	err = b.runScenarios(ctx)
+	if err != nil {
+		res.Errors = strings.Split(err.Error(), "\n")
+	}
+
+	res.Machine.LoadAvgEnd = loadAvg()
+	res.CPUSecondsByProcess = diffFloat(cpuStart, descendantCPU())
+	_, res.Operator.CPUSeconds = mgr.sample()
+	rss, heap := smp.overall()
+	mgr.mu.Lock()
+	res.Operator.PeakRSSMiB = round1(float64(max(mgr.hwmKiB, rss)) / 1024)
+	mgr.mu.Unlock()
+	res.Operator.PeakHeapInuseMiB = round1(heap / (1 << 20))
+	res.Operator.CPUSeconds = round1(res.Operator.CPUSeconds)
+	b.crossCheck()
+	res.Seconds = round1(time.Since(started).Seconds())
+	return res, err
+}
+
+// bench holds what the scenarios share.
+type bench struct {
+	cfg    *config
+	c      *cluster
+	mgr    *manager
+	smp    *sampler
+	audit  *auditLog
+	world  *world
+	poller *poller
+	res    *Result
+}
+
+func (b *bench) runScenarios(ctx context.Context) error {
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"converge", b.converge},
+		{"idle", b.idle},
+		{"churn", b.churn},
+		{"usage", b.usage},
+		{"quota", b.quotaBurst},
+	}
+	// A scenario that fails is reported and the next one runs, except after converge: the
+	// others start from its world.
+	var errs []error
+	for _, s := range steps {
+		if !b.cfg.scenarios[s.name] {
+			continue
+		}
+		logf("Scenario %s", s.name)
+		if err := s.run(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("scenario %s: %w", s.name, err))
+			logf("Scenario %s failed: %v", s.name, err)
+			if s.name == "converge" {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod in the working directory or above it: run this from the repository")
+		}
+		dir = parent
+	}
+}
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func gitDescribe(repo string) (commit string, dirty []string) {
+	out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output()
+	if err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	// Changes to what the manager is built from.
+	out, err = exec.Command("git", "-C", repo, "status", "--porcelain", "--", "main.go", "api", "controllers", "internal", "go.mod").Output()
+	if err == nil {
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if l != "" {
+				dirty = append(dirty, l)
+			}
+		}
+	}
+	return commit, dirty
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[bench %s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+func diffFloat(before, after map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0.005 {
+			out[k] = round1(d)
+		}
+	}
+	return out
+}
