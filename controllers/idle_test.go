@@ -66,6 +66,7 @@ var _ = Describe("An idle reconcile", func() {
 		org := uniqueName("idle")
 		Expect(k8s.Create(ctx, newOrganization(org, tenancyv1alpha1.DeletionPolicyCascade))).To(Succeed())
 		Expect(k8s.Create(ctx, labelledNamespace(org+"-x", org))).To(Succeed())
+		expectOrgReady(ctx, org) // the operator has created the home namespace the member goes in
 		Expect(k8s.Create(ctx, newMember(org, "ivy", "ivy@example.com", true, tenancyv1alpha1.KubernetesRoleEdit))).To(Succeed())
 		Expect(k8s.Create(ctx, pod(org, "p", "100m", "64Mi"))).To(Succeed())
 		expectMemberReady(ctx, org, "ivy")
