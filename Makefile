@@ -83,14 +83,6 @@ test-cover: control-plane ## Run the tests with a coverage profile in cover.out.
 	KUBEBUILDER_ASSETS=$(CONTROL_PLANE_DIR) go test ./... -count=1 -timeout 40m -coverprofile cover.out -coverpkg ./... $(TEST_ARGS)
 	go tool cover -func cover.out | tail -1
 
-# Benchmark flags; e.g. make bench BENCH_ARGS='-orgs=1000 -idle=5m'. See docs/performance.md.
-BENCH_ARGS ?=
-
-.PHONY: bench
-bench: build control-plane ## Benchmark the manager on a local control plane (100 orgs); results in bench/results.
-	go build -o $(BIN)/bench ./test/bench
-	KUBEBUILDER_ASSETS=$(CONTROL_PLANE_DIR) $(BIN)/bench --manager $(BIN)/manager $(BENCH_ARGS)
-
 ##@ Build
 
 .PHONY: build

@@ -326,6 +326,13 @@ func (b *bench) finish(pr *phaseRun, end time.Time, restarted bool) *Phase {
 	p.CPUSecondsByProcess = diffFloat(pr.procCPU, descendantCPU())
 	_, cpu := b.mgr.sample()
 	p.OperatorCPUSeconds = round1(cpu - pr.cpu)
+	// By process name, a restarted manager would count from its own start: use the manager's
+	// accounting, which adds up over restarts. /proc truncates command names to 15 bytes.
+	comm := filepath.Base(b.cfg.manager)
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	p.CPUSecondsByProcess[comm] = p.OperatorCPUSeconds
 	rss, heap := b.smp.resetPeaks()
 	p.PeakRSSMiB = round1(float64(rss) / 1024)
 	p.PeakHeapInuseMiB = round1(heap / (1 << 20))
@@ -409,5 +416,10 @@ func writeResults(cfg *config, res *Result) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return cfg.out, os.WriteFile(cfg.out, append(data, '\n'), 0o644)
+	if err := os.WriteFile(cfg.out, append(data, '\n'), 0o644); err != nil {
+		return "", err
+	}
+	// The Markdown summary next to it, for reading in a review.
+	md := strings.TrimSuffix(cfg.out, filepath.Ext(cfg.out)) + ".md"
+	return cfg.out, os.WriteFile(md, []byte(strings.TrimPrefix(markdown(res), "\n")), 0o644)
 }
