@@ -93,7 +93,10 @@ func patchStatusIfChanged(ctx context.Context, c client.Client, before, obj clie
 	if equality.Semantic.DeepEqual(oldStatus, newStatus) {
 		return nil
 	}
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+	// The optimistic lock makes a patch computed against a stale cached copy conflict instead of
+	// silently leaving out a field whose new value equals the stale one; the returned conflict
+	// makes the reconcile run again on fresh data.
+	if err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	return nil
