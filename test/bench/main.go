@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/orgoperator/org-operator/internal/controlplane"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -133,7 +134,7 @@ func parseFlags() (*config, error) {
 	_ = fs.Parse(os.Args[1:])
 
 	var err error
-	if cfg.repo, err = repoRoot(); err != nil {
+	if cfg.repo, err = controlplane.RepoRoot(); err != nil {
 		return nil, err
 	}
 	if cfg.binDir == "" {
@@ -289,23 +290,6 @@ func (b *bench) runScenarios(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod in the working directory or above it: run this from the repository")
-		}
-		dir = parent
-	}
 }
 
 func loadAvg() string {
