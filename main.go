@@ -130,7 +130,7 @@ func main() {
 		log.Error(err, "Unable to register the organization metrics")
 		os.Exit(1)
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency}); err != nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency, QuotaLedger: enableWebhooks}); err != nil {
 		log.Error(err, "Unable to set up controllers")
 		os.Exit(1)
 	}

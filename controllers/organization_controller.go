@@ -36,9 +36,13 @@ import (
 // members and usage.
 type OrganizationReconciler struct {
 	client.Client
-	Recorder recorder.EventRecorder
+	// APIReader reads from the API server, for pods the cache has not seen.
+	APIReader client.Reader
+	Recorder  recorder.EventRecorder
 	// Clock tells the time for subscription boundaries.
 	Clock clock.PassiveClock
+	// QuotaLedger settles the quota ledger the pod webhook charges; see Options.
+	QuotaLedger bool
 }
 
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations,verbs=get;list;watch;update;patch
@@ -93,11 +97,13 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.reconcileQuotas(ctx, org, plan, namespaces); err != nil {
+	untilLedgerCheck, err := r.reconcileQuotas(ctx, org, plan, namespaces)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	// Subscriptions change state at known moments: come back exactly then, not before.
-	return ctrl.Result{RequeueAfter: untilNextBoundary}, nil
+	// Subscriptions change state, and reservations fall due, at known moments: come back
+	// exactly then, not before.
+	return ctrl.Result{RequeueAfter: earliest(untilNextBoundary, untilLedgerCheck)}, nil
 }
 
 // reconcileHomeNamespace creates the organization's home namespace or checks that the existing
@@ -302,7 +308,7 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&tenancyv1alpha1.Organization{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&tenancyv1alpha1.Organization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, reservationAdded()))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceToOrganizations),
 			builder.WithPredicates(namespaceChanged())).
 		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganization).
@@ -351,6 +357,40 @@ func namespaceChanged() predicate.Predicate {
 				o.GetLabels()[tenancyv1alpha1.HomeNamespaceLabel] != n.GetLabels()[tenancyv1alpha1.HomeNamespaceLabel] ||
 				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
 				len(o.GetOwnerReferences()) != len(n.GetOwnerReferences())
+		},
+	}
+}
+
+// reservationAdded passes status updates in which the pod webhook charged a pod to the quota
+// ledger, so that the charge is settled, or checked when its pod does not show up. The
+// controller's own ledger writes only remove reservations and pass nothing.
+func reservationAdded() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*tenancyv1alpha1.Organization)
+			n, ok2 := e.ObjectNew.(*tenancyv1alpha1.Organization)
+			if !ok1 || !ok2 {
+				return false
+			}
+			newLedger := n.Status.Quotas.LedgerOrNil()
+			if newLedger == nil {
+				return false
+			}
+			had := map[types.UID]bool{}
+			if l := o.Status.Quotas.LedgerOrNil(); l != nil {
+				for _, r := range l.Reservations {
+					had[r.UID] = true
+				}
+			}
+			for _, r := range newLedger.Reservations {
+				if !had[r.UID] {
+					return true
+				}
+			}
+			return false
 		},
 	}
 }

@@ -72,7 +72,7 @@ var _ = Describe("Organization controller", func() {
 		Eventually(func(g Gomega) {
 			org := getOrg(g, name)
 			g.Expect(org.Status.Namespaces).To(Equal([]string{name, name + "-staging"}))
-			g.Expect(org.Status.Usage.Namespaces).To(BeEquivalentTo(2))
+			g.Expect(org.Status.Usage.NamespaceCount).To(BeEquivalentTo(2))
 		}).Should(Succeed())
 
 		patch := client.MergeFrom(staging.DeepCopy())
@@ -123,8 +123,15 @@ var _ = Describe("Organization controller", func() {
 		Eventually(func(g Gomega) {
 			u := getOrg(g, name).Status.Usage
 			g.Expect(u).NotTo(BeNil())
-			g.Expect(u.Namespaces).To(BeEquivalentTo(2))
+			g.Expect(u.NamespaceCount).To(BeEquivalentTo(2))
 			g.Expect(u.Pods).To(BeEquivalentTo(2), "the Succeeded pod does not count")
+			g.Expect(u.Namespaces).To(HaveLen(2))
+			home, prod := u.Namespaces[0], u.Namespaces[1]
+			g.Expect([]string{home.Name, prod.Name}).To(Equal([]string{name, name + "-prod"}))
+			g.Expect([]int32{home.Pods, home.Deployments, home.Services}).To(Equal([]int32{1, 1, 0}))
+			g.Expect([]int32{prod.Pods, prod.Services, prod.PersistentVolumeClaims}).To(Equal([]int32{1, 1, 1}))
+			g.Expect(home.Requests.Cpu().String()).To(Equal("250m"))
+			g.Expect(prod.Requests.Memory().String()).To(Equal("1Gi"))
 			g.Expect(u.Deployments).To(BeEquivalentTo(1))
 			g.Expect(u.Services).To(BeEquivalentTo(1))
 			g.Expect(u.PersistentVolumeClaims).To(BeEquivalentTo(1))

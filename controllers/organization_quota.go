@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/quota"
 	"github.com/orgoperator/org-operator/internal/subscription"
 )
@@ -86,13 +87,22 @@ func (r *OrganizationReconciler) reconcileSubscription(ctx context.Context, org 
 
 // reconcileQuotas keeps the quota objects of every namespace and sets status.quotas,
 // QuotasReady and QuotaExceeded.
-func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenancyv1alpha1.Organization, plan *tenancyv1alpha1.OrganizationPlan, namespaces []string) error {
+// It returns when the quota ledger next needs a look, if it does.
+func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenancyv1alpha1.Organization, plan *tenancyv1alpha1.OrganizationPlan, allNamespaces []string) (time.Duration, error) {
 	if org.Status.Subscription != nil && org.Status.Subscription.State == tenancyv1alpha1.SubscriptionPlanNotFound {
 		// Without the plan the effective quotas are unknown: keep what the namespaces have.
 		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotasReadyCondition, metav1.ConditionFalse,
 			string(tenancyv1alpha1.SubscriptionPlanNotFound),
 			fmt.Sprintf("OrganizationPlan %s does not exist; the namespaces keep their current quotas until it does", org.Status.Subscription.Plan))
-		return nil
+		if !r.QuotaLedger || org.Status.Quotas.LedgerOrNil() == nil {
+			return 0, nil
+		}
+		// The webhook may still charge pods against spec.quotas: keep settling what it charges.
+		settled, after, err := r.settleLedger(ctx, org, allNamespaces)
+		if err == nil {
+			org.Status.Quotas.Ledger = settled
+		}
+		return after, err
 	}
 	var planQuotas *tenancyv1alpha1.Quotas
 	if plan != nil {
@@ -100,9 +110,9 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 	}
 	eff := quota.Effective(planQuotas, org.Spec.Quotas)
 	expired := org.Status.Subscription != nil && org.Status.Subscription.State == tenancyv1alpha1.SubscriptionExpired
-	namespaces, err := r.withoutTerminating(ctx, namespaces)
+	namespaces, err := r.withoutTerminating(ctx, allNamespaces)
 	if err != nil {
-		return err
+		return 0, err
 	}
 
 	// What each namespace uses of the organization-wide quota, as its ResourceQuota counts it.
@@ -114,24 +124,40 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 			nsUsed[ns] = rq.Status.Used
 			usedLists = append(usedLists, rq.Status.Used)
 		} else if !apierrors.IsNotFound(err) {
-			return err
+			return 0, err
 		}
 	}
 	orgUsed := restrict(quota.Sum(usedLists...), eff.OrganizationQuota)
+	ledgered := r.QuotaLedger && len(ledger.Enforced(eff.OrganizationQuota)) > 0
+	share := func(ns string) corev1.ResourceList {
+		if ledgered {
+			// The webhook enforces the sum; a share that follows usage would only add writes
+			// that race with the API server's quota admission.
+			return eff.OrganizationQuota
+		}
+		return shareOrNil(eff.OrganizationQuota, orgUsed, nsUsed[ns])
+	}
 
 	var errs []error
 	for _, ns := range namespaces {
 		errs = append(errs,
 			r.ensureQuota(ctx, org, ns, NamespaceQuotaName, eff.NamespaceQuota),
-			r.ensureQuota(ctx, org, ns, OrganizationQuotaName, shareOrNil(eff.OrganizationQuota, orgUsed, nsUsed[ns])),
+			r.ensureQuota(ctx, org, ns, OrganizationQuotaName, share(ns)),
 			r.ensureQuota(ctx, org, ns, ExpiredQuotaName, expiredHard(expired)),
 			r.ensureLimitRange(ctx, org, ns, eff.LimitRange),
 		)
 	}
+	var quotaLedger *tenancyv1alpha1.QuotaLedger
+	var untilLedgerCheck time.Duration
+	if ledgered {
+		var err error
+		quotaLedger, untilLedgerCheck, err = r.settleLedger(ctx, org, allNamespaces)
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotasReadyCondition, metav1.ConditionFalse,
 			tenancyv1alpha1.ReconcileErrorReason, truncate(err.Error()))
-		return err
+		return 0, err
 	}
 	setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotasReadyCondition, metav1.ConditionTrue,
 		tenancyv1alpha1.ReconciledReason, fmt.Sprintf("Quotas applied to %d namespaces", len(namespaces)))
@@ -141,12 +167,12 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 	org.Status.Quotas = &tenancyv1alpha1.QuotaStatus{
 		MaxNamespaces: eff.MaxNamespaces, MaxMembers: eff.MaxMembers, MaxAdmins: eff.MaxAdmins,
 		NamespaceQuota: canonical(eff.NamespaceQuota), Hard: canonical(eff.OrganizationQuota), Used: canonical(orgUsed),
-		Exceeded: exceeded,
+		Exceeded: exceeded, Ledger: quotaLedger,
 	}
 	if len(exceeded) == 0 {
 		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotaExceededCondition, metav1.ConditionFalse,
 			tenancyv1alpha1.WithinQuotaReason, "Within all quotas")
-		return nil
+		return untilLedgerCheck, nil
 	}
 	parts := make([]string, 0, len(exceeded))
 	for _, e := range exceeded {
@@ -158,7 +184,48 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 	}
 	setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotaExceededCondition, metav1.ConditionTrue,
 		tenancyv1alpha1.OverQuotaReason, msg)
-	return nil
+	return untilLedgerCheck, nil
+}
+
+// settleLedger folds the reservations of pods the cache has seen into the ledger's observed usage
+// and drops those whose pod was never created. The status patch that carries the result holds
+// an optimistic lock, so a charge the webhook made meanwhile makes it conflict, not vanish.
+func (r *OrganizationReconciler) settleLedger(ctx context.Context, org *tenancyv1alpha1.Organization, namespaces []string) (*tenancyv1alpha1.QuotaLedger, time.Duration, error) {
+	var pods []corev1.Pod
+	for _, ns := range namespaces {
+		list := &corev1.PodList{}
+		if err := r.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return nil, 0, err
+		}
+		pods = append(pods, list.Items...)
+	}
+	observed, seen := ledger.Observe(pods)
+	now := r.Clock.Now()
+	settled, next, err := ledger.Rebase(org.Status.Quotas.LedgerOrNil(), observed, seen, now, func(res tenancyv1alpha1.QuotaReservation) (bool, error) {
+		pod := &metav1.PartialObjectMetadata{}
+		pod.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: res.Namespace, Name: res.Name}, pod)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil && pod.UID == res.UID, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("settling the quota ledger: %w", err)
+	}
+	var after time.Duration
+	if !next.IsZero() {
+		after = max(next.Sub(now), time.Second)
+	}
+	return settled, after, nil
+}
+
+// earliest returns the shorter of two waits, ignoring zeros (no wait).
+func earliest(a, b time.Duration) time.Duration {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 func isTrue(conds []metav1.Condition, t string) bool {

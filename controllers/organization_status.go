@@ -53,10 +53,15 @@ func memberReady(m *tenancyv1alpha1.OrganizationMember) bool {
 	return c != nil && c.Status == metav1.ConditionTrue && m.Status.ObservedGeneration == m.Generation
 }
 
-// observeUsage sums what the organization's namespaces hold, from the cache.
+// maxNamespaceUsages bounds status.usage.namespaces, as the API does.
+const maxNamespaceUsages = 500
+
+// observeUsage sums what the organization's namespaces hold, from the cache, in total and per
+// namespace.
 func (r *OrganizationReconciler) observeUsage(ctx context.Context, org *tenancyv1alpha1.Organization, namespaces []string) error {
 	total := usage.Counts{}
 	compute := usage.Compute{}
+	perNamespace := make([]tenancyv1alpha1.NamespaceUsage, 0, min(len(namespaces), maxNamespaceUsages))
 	for _, ns := range namespaces {
 		u, err := inventory.NamespaceUsage(ctx, r.Client, ns)
 		if err != nil {
@@ -64,20 +69,30 @@ func (r *OrganizationReconciler) observeUsage(ctx context.Context, org *tenancyv
 		}
 		total.Add(u.Counts)
 		compute = usage.AddCompute(compute, u.Compute)
+		if len(perNamespace) < maxNamespaceUsages {
+			perNamespace = append(perNamespace, tenancyv1alpha1.NamespaceUsage{Name: ns, WorkloadUsage: workloadUsage(u.Counts, u.Compute)})
+		}
 	}
 	if compute.Requests == nil {
 		_, compute = usage.SumPods(nil)
 	}
 	org.Status.Usage = &tenancyv1alpha1.OrganizationUsage{
-		Namespaces:             int32(len(namespaces)),
-		Members:                org.Status.MemberCount,
-		Pods:                   total.Pods,
-		Deployments:            total.Deployments,
-		StatefulSets:           total.StatefulSets,
-		Services:               total.Services,
-		PersistentVolumeClaims: total.PersistentVolumeClaims,
+		NamespaceCount: int32(len(namespaces)),
+		Members:        org.Status.MemberCount,
+		Namespaces:     perNamespace,
+		WorkloadUsage:  workloadUsage(total, compute),
+	}
+	return nil
+}
+
+func workloadUsage(c usage.Counts, compute usage.Compute) tenancyv1alpha1.WorkloadUsage {
+	return tenancyv1alpha1.WorkloadUsage{
+		Pods:                   c.Pods,
+		Deployments:            c.Deployments,
+		StatefulSets:           c.StatefulSets,
+		Services:               c.Services,
+		PersistentVolumeClaims: c.PersistentVolumeClaims,
 		Requests:               usage.Canonical(compute.Requests),
 		Limits:                 usage.Canonical(compute.Limits),
 	}
-	return nil
 }

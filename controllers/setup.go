@@ -32,6 +32,11 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Clock tells the time; the real clock if nil. Tests inject a fake one.
 	Clock clock.PassiveClock
+	// QuotaLedger says the admission webhook charges pods to each organization's quota ledger
+	// (status.quotas.ledger): the controller then settles the ledger, and each namespace's share of
+	// the organization-wide quota is the whole quota, since the ledger enforces the sum. Without
+	// it, each namespace's share is its usage plus the organization's headroom.
+	QuotaLedger bool
 }
 
 // CacheOptions keep the informer caches small: RBAC objects are cached only when the operator
@@ -124,9 +129,11 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 
 	if err := (&OrganizationReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("organization-controller"),
-		Clock:    opts.Clock,
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Recorder:    mgr.GetEventRecorder("organization-controller"),
+		Clock:       opts.Clock,
+		QuotaLedger: opts.QuotaLedger,
 	}).SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the organization controller: %w", err)
 	}

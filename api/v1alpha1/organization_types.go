@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // OrganizationType says what kind of customer an organization is.
@@ -228,6 +229,57 @@ type QuotaStatus struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=64
 	Exceeded []QuotaExcess `json:"exceeded,omitempty"`
+	// ledger is what the admission webhook charges pods against hard, so that concurrent
+	// creations in different namespaces can never take the organization past its limit. It covers
+	// the resources of hard that pods use: pods, count/pods, and the cpu, memory and
+	// ephemeral-storage requests and limits. The operator writes it; absent when hard names none of
+	// these or the operator runs without its webhooks.
+	// +optional
+	Ledger *QuotaLedger `json:"ledger,omitempty"`
+}
+
+// LedgerOrNil returns the ledger; nil when the status or its ledger is absent.
+func (s *QuotaStatus) LedgerOrNil() *QuotaLedger {
+	if s == nil {
+		return nil
+	}
+	return s.Ledger
+}
+
+// QuotaLedger is the organization-wide quota's account of pods: what the operator has seen, plus
+// what the webhook admitted since. Every write to it is a compare-and-swap on the organization's
+// resourceVersion, so webhook replicas and the controller never lose each other's charges.
+type QuotaLedger struct {
+	// observed is the usage of the pods the operator has seen in the organization's namespaces.
+	// +optional
+	Observed corev1.ResourceList `json:"observed,omitempty"`
+	// reservations are pods the webhook admitted that the operator has not seen yet. A reservation
+	// ends when its pod is seen, or when its pod was never created (another admission check or the
+	// storage refused it after the webhook admitted it), which the operator checks 30 seconds later.
+	// +optional
+	// +listType=map
+	// +listMapKey=uid
+	// +kubebuilder:validation:MaxItems=1000
+	Reservations []QuotaReservation `json:"reservations,omitempty"`
+}
+
+// QuotaReservation is one admitted pod's charge.
+type QuotaReservation struct {
+	// uid is the pod's UID, assigned before admission.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	UID types.UID `json:"uid"`
+	// namespace is the pod's namespace.
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace"`
+	// name is the pod's name.
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// time is when the webhook admitted the pod.
+	Time metav1.Time `json:"time"`
+	// usage is what the pod uses of the enforced resources.
+	// +optional
+	Usage corev1.ResourceList `json:"usage,omitempty"`
 }
 
 // QuotaExcess is one quota the organization is over.
@@ -243,10 +295,31 @@ type QuotaExcess struct {
 // OrganizationUsage counts what an organization's namespaces hold. Pods in phase Succeeded or
 // Failed do not count, as in ResourceQuota.
 type OrganizationUsage struct {
-	// namespaces is the number of namespaces of the organization.
-	Namespaces int32 `json:"namespaces"`
+	// namespaceCount is the number of namespaces of the organization.
+	NamespaceCount int32 `json:"namespaceCount"`
 	// members is the number of OrganizationMembers.
 	Members int32 `json:"members"`
+	// namespaces breaks the usage down by namespace, sorted by name, as OpenShift's
+	// ClusterResourceQuota does in status.namespaces. Only the first 500 namespaces are listed;
+	// the totals count them all.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=500
+	Namespaces    []NamespaceUsage `json:"namespaces,omitempty"`
+	WorkloadUsage `json:",inline"`
+}
+
+// NamespaceUsage is what one namespace of an organization holds.
+type NamespaceUsage struct {
+	// name is the namespace.
+	// +kubebuilder:validation:MaxLength=63
+	Name          string `json:"name"`
+	WorkloadUsage `json:",inline"`
+}
+
+// WorkloadUsage counts workloads and sums the pods' resources.
+type WorkloadUsage struct {
 	// pods is the number of pods that are not Succeeded or Failed.
 	Pods int32 `json:"pods"`
 	// deployments is the number of Deployments.
@@ -277,7 +350,7 @@ type OrganizationUsage struct {
 // +kubebuilder:printcolumn:name="Plan",type=string,JSONPath=`.spec.subscription.plan`
 // +kubebuilder:printcolumn:name="Subscription",type=string,JSONPath=`.status.subscription.state`
 // +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=`.status.memberCount`
-// +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.usage.namespaces`
+// +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.usage.namespaceCount`
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.usage.pods`,priority=1
 // +kubebuilder:printcolumn:name="CPU Req",type=string,JSONPath=`.status.usage.requests.cpu`,priority=1
 // +kubebuilder:printcolumn:name="Days Left",type=integer,JSONPath=`.status.subscription.daysRemaining`,priority=1

@@ -58,7 +58,7 @@ type UsageResource struct {
 
 // UsageResources is the fixed list of values of the resource label, in the order they are emitted.
 var UsageResources = []UsageResource{
-	{"namespaces", func(u *tenancyv1alpha1.OrganizationUsage) float64 { return float64(u.Namespaces) }},
+	{"namespaces", func(u *tenancyv1alpha1.OrganizationUsage) float64 { return float64(u.NamespaceCount) }},
 	{"members", func(u *tenancyv1alpha1.OrganizationUsage) float64 { return float64(u.Members) }},
 	{"pods", func(u *tenancyv1alpha1.OrganizationUsage) float64 { return float64(u.Pods) }},
 	{"deployments", func(u *tenancyv1alpha1.OrganizationUsage) float64 { return float64(u.Deployments) }},

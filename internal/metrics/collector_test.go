@@ -142,9 +142,12 @@ var _ = Describe("Organization metrics on the manager's metrics endpoint", Order
 			MemberCount:   5,
 			AdminCount:    2,
 			Usage: &tenancyv1alpha1.OrganizationUsage{
-				Namespaces: 3, Members: 5, Pods: 7, Deployments: 2, StatefulSets: 1, Services: 4, PersistentVolumeClaims: 6,
-				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1500m"), corev1.ResourceMemory: resource.MustParse("2Gi")},
-				Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("3"), corev1.ResourceMemory: resource.MustParse("4Gi")},
+				NamespaceCount: 3, Members: 5,
+				WorkloadUsage: tenancyv1alpha1.WorkloadUsage{
+					Pods: 7, Deployments: 2, StatefulSets: 1, Services: 4, PersistentVolumeClaims: 6,
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1500m"), corev1.ResourceMemory: resource.MustParse("2Gi")},
+					Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("3"), corev1.ResourceMemory: resource.MustParse("4Gi")},
+				},
 			},
 			Subscription: &tenancyv1alpha1.SubscriptionStatus{
 				Plan: "gold", State: tenancyv1alpha1.SubscriptionGracePeriod, HasActiveSubscription: true,

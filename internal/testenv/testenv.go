@@ -138,6 +138,8 @@ func (e *Env) startOperator(root string, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// The pod webhook charges the quota ledger that the controller settles.
+	opts.Controllers.QuotaLedger = opts.Webhooks
 	if err := controllers.SetupWithManager(e.Manager, opts.Controllers); err != nil {
 		return err
 	}

@@ -155,7 +155,7 @@ func belowUsage(old, org *tenancyv1alpha1.Organization) field.ErrorList {
 	if old.Spec.Quotas != nil {
 		oldQ = *old.Spec.Quotas
 	}
-	check("maxNamespaces", q.MaxNamespaces, oldQ.MaxNamespaces, org.Status.Usage.Namespaces)
+	check("maxNamespaces", q.MaxNamespaces, oldQ.MaxNamespaces, org.Status.Usage.NamespaceCount)
 	check("maxMembers", q.MaxMembers, oldQ.MaxMembers, org.Status.MemberCount)
 	return errs
 }

@@ -1,5 +1,6 @@
 // Package webhook holds the admission webhooks: defaulting and validation of organizations and
-// members, and the guard on namespaces' organization label.
+// members, the guard on namespaces' organization label, and the organization-wide quota ledger
+// that every new pod in an organization namespace is charged to.
 //
 // +kubebuilder:webhookconfiguration:mutating=true,name=org-operator-mutating-webhook-configuration
 // +kubebuilder:webhookconfiguration:mutating=false,name=org-operator-validating-webhook-configuration
@@ -44,6 +45,11 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		WithValidator(&NamespaceValidator{Reader: c, Authorizer: &sarAuthorizer{client: c}}).
 		Complete(); err != nil {
 		return fmt.Errorf("namespace webhook: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Pod{}).
+		WithValidator(&PodValidator{Reader: c, APIReader: mgr.GetAPIReader(), Writer: c, Clock: opts.Clock}).
+		Complete(); err != nil {
+		return fmt.Errorf("pod webhook: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,251 @@
+// Package ledger keeps an organization's exact account of pods against its organization-wide
+// quota: the usage the operator has observed, plus the pods the admission webhook has admitted
+// since. The webhook charges each pod before the API server stores it; the controller folds the
+// charges into the observed usage once its cache sees the pods. Both write the ledger with a
+// compare-and-swap, so no charge is lost and no two admissions take the same headroom.
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
+	resourcehelper "k8s.io/component-helpers/resource"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/usage"
+)
+
+// ReservationTimeout is how long a reservation waits for its pod before the operator asks the
+// API server whether the pod exists. A pod is stored within its create request, which the API
+// server ends after a minute at most; the operator only drops a reservation whose pod is absent.
+const ReservationTimeout = 30 * time.Second
+
+// The names ResourceQuota gives to what a pod uses. Quotas may name compute resources bare
+// (cpu) or as requests (requests.cpu); both mean the requests.
+const (
+	countPods = corev1.ResourceName("count/pods")
+)
+
+// charged maps every resource name the ledger enforces to the key it charges in a pod's usage.
+var charged = map[corev1.ResourceName]corev1.ResourceName{
+	corev1.ResourcePods:                     corev1.ResourcePods,
+	countPods:                               corev1.ResourcePods,
+	corev1.ResourceCPU:                      corev1.ResourceRequestsCPU,
+	corev1.ResourceRequestsCPU:              corev1.ResourceRequestsCPU,
+	corev1.ResourceLimitsCPU:                corev1.ResourceLimitsCPU,
+	corev1.ResourceMemory:                   corev1.ResourceRequestsMemory,
+	corev1.ResourceRequestsMemory:           corev1.ResourceRequestsMemory,
+	corev1.ResourceLimitsMemory:             corev1.ResourceLimitsMemory,
+	corev1.ResourceEphemeralStorage:         corev1.ResourceRequestsEphemeralStorage,
+	corev1.ResourceRequestsEphemeralStorage: corev1.ResourceRequestsEphemeralStorage,
+	corev1.ResourceLimitsEphemeralStorage:   corev1.ResourceLimitsEphemeralStorage,
+}
+
+// computed are the resources whose requests and limits a pod's usage carries.
+var computed = []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage}
+
+// Enforced returns the part of an organization-wide quota that the ledger enforces: the
+// resources pods use. The rest (count/deployments.apps, requests.storage, ...) is left to the
+// namespaces' ResourceQuotas.
+func Enforced(hard corev1.ResourceList) corev1.ResourceList {
+	var out corev1.ResourceList
+	for name, q := range hard {
+		if _, ok := charged[name]; ok {
+			if out == nil {
+				out = corev1.ResourceList{}
+			}
+			out[name] = q
+		}
+	}
+	return out
+}
+
+// PodUsage is what a pod uses of the resources the ledger enforces, computed as ResourceQuota
+// and the scheduler do (init containers, sidecars, overhead and pod-level resources included).
+// Only non-zero entries are kept.
+func PodUsage(pod *corev1.Pod) corev1.ResourceList {
+	out := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}
+	add := func(prefix string, from corev1.ResourceList) {
+		for _, name := range computed {
+			if q, ok := from[name]; ok && !q.IsZero() {
+				out[corev1.ResourceName(prefix+string(name))] = resource.MustParse(q.String())
+			}
+		}
+	}
+	add("requests.", resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}))
+	add("limits.", resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{}))
+	return out
+}
+
+// Observe sums the usage of the pods that count (not Succeeded or Failed) and returns the UIDs of
+// all of them, counted or not: a reservation whose pod is among them is settled.
+func Observe(pods []corev1.Pod) (corev1.ResourceList, map[types.UID]bool) {
+	lists := make([]corev1.ResourceList, 0, len(pods))
+	seen := make(map[types.UID]bool, len(pods))
+	for i := range pods {
+		seen[pods[i].UID] = true
+		if !usage.Terminal(&pods[i]) {
+			lists = append(lists, PodUsage(&pods[i]))
+		}
+	}
+	return sum(lists...), seen
+}
+
+// Used is what the ledger counts: the observed usage plus every reservation.
+func Used(l *tenancyv1alpha1.QuotaLedger) corev1.ResourceList {
+	if l == nil {
+		return corev1.ResourceList{}
+	}
+	out := corev1.ResourceList{}
+	add(out, l.Observed)
+	for _, r := range l.Reservations {
+		add(out, r.Usage)
+	}
+	return out
+}
+
+// ExceededError says which resources a pod would take past the organization's quota, in the
+// words of the API server's own quota admission.
+type ExceededError struct {
+	Organization             string
+	Requested, Used, Limited corev1.ResourceList
+}
+
+func (e *ExceededError) Error() string {
+	return fmt.Sprintf("exceeded organization quota: %s, requested: %s, used: %s, limited: %s",
+		e.Organization, format(e.Requested), format(e.Used), format(e.Limited))
+}
+
+// Check returns an ExceededError if a pod using podUsage does not fit in hard next to used.
+// Resources the pod does not use are not checked, as in ResourceQuota: a pod without memory
+// requests is admitted by an organization at its memory limit.
+func Check(org string, hard, used, podUsage corev1.ResourceList) error {
+	e := &ExceededError{Organization: org, Requested: corev1.ResourceList{}, Used: corev1.ResourceList{}, Limited: corev1.ResourceList{}}
+	for name, limit := range hard {
+		key, ok := charged[name]
+		if !ok {
+			continue
+		}
+		need, ok := podUsage[key]
+		if !ok || need.IsZero() {
+			continue
+		}
+		after := used[key].DeepCopy()
+		after.Add(need)
+		if after.Cmp(limit) > 0 {
+			e.Requested[name] = need
+			e.Used[name] = used[key]
+			e.Limited[name] = limit
+		}
+	}
+	if len(e.Limited) > 0 {
+		return e
+	}
+	return nil
+}
+
+// MaxReservations is how many pods may wait to be seen at once, as the API bounds
+// status.quotas.ledger.reservations.
+const MaxReservations = 1000
+
+// ErrBusy says the ledger holds as many reservations as it can: the caller should retry shortly.
+var ErrBusy = errors.New("too many pods of this organization are being created at once; retry shortly")
+
+// Reserve charges r to the ledger if its pod fits in hard, and returns the ledger to write. A pod
+// already reserved is admitted again without a second charge: admission may be retried.
+func Reserve(org string, l *tenancyv1alpha1.QuotaLedger, hard corev1.ResourceList, r tenancyv1alpha1.QuotaReservation) (*tenancyv1alpha1.QuotaLedger, error) {
+	if l == nil {
+		l = &tenancyv1alpha1.QuotaLedger{}
+	}
+	if slices.ContainsFunc(l.Reservations, func(have tenancyv1alpha1.QuotaReservation) bool { return have.UID == r.UID }) {
+		return l, nil
+	}
+	if err := Check(org, hard, Used(l), r.Usage); err != nil {
+		return l, err
+	}
+	if len(l.Reservations) >= MaxReservations {
+		return l, ErrBusy
+	}
+	// The input stays untouched: the caller may still decide against it. Reservations are never
+	// modified in place, so sharing them is safe.
+	out := *l
+	out.Reservations = append(slices.Clip(l.Reservations), r)
+	return &out, nil
+}
+
+// Rebase returns the ledger with observed as its observed usage and without the reservations that
+// are settled: their pod has been seen, or was never created. exists tells whether a reservation's
+// pod is stored; it is asked only for reservations older than ReservationTimeout. Rebase also
+// returns when the oldest remaining reservation reaches that age (zero if none remain), so the
+// caller can come back exactly then.
+func Rebase(l *tenancyv1alpha1.QuotaLedger, observed corev1.ResourceList, seen map[types.UID]bool, now time.Time,
+	exists func(tenancyv1alpha1.QuotaReservation) (bool, error)) (*tenancyv1alpha1.QuotaLedger, time.Time, error) {
+	out := &tenancyv1alpha1.QuotaLedger{Observed: canonical(observed)}
+	var next time.Time
+	if l == nil {
+		return out, next, nil
+	}
+	for _, r := range l.Reservations {
+		if seen[r.UID] {
+			continue
+		}
+		due := r.Time.Add(ReservationTimeout)
+		if !now.Before(due) {
+			stored, err := exists(r)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			if !stored {
+				continue
+			}
+			// Stored, but not yet in the cache: keep counting it and look again later.
+			due = now.Add(ReservationTimeout)
+		}
+		out.Reservations = append(out.Reservations, r)
+		if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	return out, next, nil
+}
+
+func sum(lists ...corev1.ResourceList) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for _, l := range lists {
+		add(out, l)
+	}
+	return canonical(out)
+}
+
+func add(into, l corev1.ResourceList) {
+	for name, q := range l {
+		s := into[name]
+		s.Add(q)
+		into[name] = s
+	}
+}
+
+// canonical rewrites quantities in their canonical form, so that a ledger computed twice equals
+// the one read back from the API server.
+func canonical(l corev1.ResourceList) corev1.ResourceList {
+	out := make(corev1.ResourceList, len(l))
+	for name, q := range l {
+		out[name] = resource.MustParse(q.String())
+	}
+	return out
+}
+
+func format(l corev1.ResourceList) string {
+	parts := make([]string, 0, len(l))
+	for name, q := range l {
+		parts = append(parts, fmt.Sprintf("%s=%s", name, q.String()))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}

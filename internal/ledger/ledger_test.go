@@ -1,0 +1,196 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+)
+
+func list(kv ...string) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for i := 0; i < len(kv); i += 2 {
+		out[corev1.ResourceName(kv[i])] = resource.MustParse(kv[i+1])
+	}
+	return out
+}
+
+func podWith(requests, limits corev1.ResourceList) *corev1.Pod {
+	return &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{
+		Name: "app", Resources: corev1.ResourceRequirements{Requests: requests, Limits: limits},
+	}}}}
+}
+
+func sameList(a, b corev1.ResourceList) bool {
+	return equality.Semantic.DeepEqual(canonical(a), canonical(b))
+}
+
+func TestEnforced(t *testing.T) {
+	hard := list("pods", "10", "requests.cpu", "4", "memory", "8Gi", "count/deployments.apps", "3", "requests.storage", "10Gi", "count/pods", "12")
+	want := list("pods", "10", "requests.cpu", "4", "memory", "8Gi", "count/pods", "12")
+	if got := Enforced(hard); !sameList(got, want) {
+		t.Errorf("Enforced = %v, want %v", got, want)
+	}
+	if got := Enforced(list("services", "2")); got != nil {
+		t.Errorf("Enforced of no pod resources = %v, want nil", got)
+	}
+}
+
+func TestPodUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		want corev1.ResourceList
+	}{
+		{"no resources", podWith(nil, nil), list("pods", "1")},
+		{"requests and limits", podWith(list("cpu", "250m", "memory", "64Mi"), list("cpu", "1", "ephemeral-storage", "1Gi")),
+			list("pods", "1", "requests.cpu", "250m", "requests.memory", "64Mi", "limits.cpu", "1", "limits.ephemeral-storage", "1Gi")},
+		{"zero requests are left out", podWith(list("cpu", "0"), nil), list("pods", "1")},
+		{"init container larger than the app", &corev1.Pod{Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{{Name: "init", Resources: corev1.ResourceRequirements{Requests: list("cpu", "2")}}},
+			Containers:     []corev1.Container{{Name: "app", Resources: corev1.ResourceRequirements{Requests: list("cpu", "500m")}}},
+		}}, list("pods", "1", "requests.cpu", "2")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PodUsage(tc.pod); !sameList(got, tc.want) {
+				t.Errorf("PodUsage = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestObserve(t *testing.T) {
+	running := podWith(list("cpu", "1"), nil)
+	running.UID = "a"
+	done := podWith(list("cpu", "2"), nil)
+	done.UID, done.Status.Phase = "b", corev1.PodSucceeded
+	used, seen := Observe([]corev1.Pod{*running, *done})
+	if !sameList(used, list("pods", "1", "requests.cpu", "1")) {
+		t.Errorf("used = %v: a Succeeded pod must not count", used)
+	}
+	if !seen["a"] || !seen["b"] {
+		t.Errorf("seen = %v: every pod settles its reservation, counted or not", seen)
+	}
+}
+
+func reservation(uid string, usage corev1.ResourceList, at time.Time) tenancyv1alpha1.QuotaReservation {
+	return tenancyv1alpha1.QuotaReservation{UID: types.UID(uid), Namespace: "ns", Name: uid, Time: metav1.NewTime(at), Usage: usage}
+}
+
+func TestReserve(t *testing.T) {
+	now := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	full := &tenancyv1alpha1.QuotaLedger{Observed: list("pods", "2"), Reservations: []tenancyv1alpha1.QuotaReservation{reservation("r", list("pods", "1"), now)}}
+	for _, tc := range []struct {
+		name    string
+		ledger  *tenancyv1alpha1.QuotaLedger
+		hard    corev1.ResourceList
+		charge  tenancyv1alpha1.QuotaReservation
+		wantErr string
+		wantN   int
+	}{
+		{"fits in an empty ledger", nil, list("pods", "1"), reservation("x", list("pods", "1"), now), "", 1},
+		{"reservations count next to observed usage", full, list("pods", "3"), reservation("x", list("pods", "1"), now),
+			"exceeded organization quota: acme, requested: pods=1, used: pods=3, limited: pods=3", 1},
+		{"count/pods limits pods too", full, list("count/pods", "4"), reservation("x", list("pods", "1"), now), "", 2},
+		{"a pod already reserved is admitted again without a second charge", full, list("pods", "3"), reservation("r", list("pods", "1"), now), "", 1},
+		{"bare cpu means requests", &tenancyv1alpha1.QuotaLedger{Observed: list("requests.cpu", "1500m")}, list("cpu", "2"),
+			reservation("x", list("pods", "1", "requests.cpu", "600m"), now),
+			"exceeded organization quota: acme, requested: cpu=600m, used: cpu=1500m, limited: cpu=2", 0},
+		{"every exceeded resource is named", &tenancyv1alpha1.QuotaLedger{Observed: list("pods", "1", "limits.memory", "1Gi")}, list("pods", "1", "limits.memory", "1Gi"),
+			reservation("x", list("pods", "1", "limits.memory", "1Mi"), now),
+			"exceeded organization quota: acme, requested: limits.memory=1Mi,pods=1, used: limits.memory=1Gi,pods=1, limited: limits.memory=1Gi,pods=1", 0},
+		{"a resource the pod does not use is not checked", &tenancyv1alpha1.QuotaLedger{Observed: list("requests.memory", "2Gi")}, list("memory", "1Gi", "pods", "5"),
+			reservation("x", list("pods", "1"), now), "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Reserve("acme", tc.ledger, tc.hard, tc.charge)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Reserve: %v", err)
+			case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr):
+				t.Fatalf("Reserve error = %v, want %q", err, tc.wantErr)
+			}
+			if len(got.Reservations) != tc.wantN {
+				t.Errorf("%d reservations, want %d", len(got.Reservations), tc.wantN)
+			}
+		})
+	}
+
+	busy := &tenancyv1alpha1.QuotaLedger{}
+	for i := range MaxReservations {
+		busy.Reservations = append(busy.Reservations, reservation(fmt.Sprint("r", i), list("pods", "1"), now))
+	}
+	if _, err := Reserve("acme", busy, list("pods", "5000"), reservation("x", list("pods", "1"), now)); !errors.Is(err, ErrBusy) {
+		t.Errorf("Reserve on a full ledger = %v, want ErrBusy", err)
+	}
+}
+
+func TestRebase(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	young := reservation("young", list("pods", "1"), now.Add(-5*time.Second))
+	seen := reservation("seen", list("pods", "1"), now.Add(-10*time.Second))
+	lost := reservation("lost", list("pods", "1"), now.Add(-ReservationTimeout))
+	slow := reservation("slow", list("pods", "1"), now.Add(-time.Minute))
+	l := &tenancyv1alpha1.QuotaLedger{Observed: list("pods", "7"), Reservations: []tenancyv1alpha1.QuotaReservation{young, seen, lost, slow}}
+
+	var asked []types.UID
+	got, next, err := Rebase(l, list("pods", "3"), map[types.UID]bool{"seen": true}, now, func(r tenancyv1alpha1.QuotaReservation) (bool, error) {
+		asked = append(asked, r.UID)
+		return r.UID == "slow", nil // stored, but not in the cache yet
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameList(got.Observed, list("pods", "3")) {
+		t.Errorf("observed = %v, want the new observation", got.Observed)
+	}
+	var kept []types.UID
+	for _, r := range got.Reservations {
+		kept = append(kept, r.UID)
+	}
+	if !equality.Semantic.DeepEqual(kept, []types.UID{"young", "slow"}) {
+		t.Errorf("kept %v, want young (waiting) and slow (stored, not yet seen)", kept)
+	}
+	if !equality.Semantic.DeepEqual(asked, []types.UID{"lost", "slow"}) {
+		t.Errorf("asked about %v, want only the reservations past the timeout", asked)
+	}
+	if want := young.Time.Add(ReservationTimeout); !next.Equal(want) {
+		t.Errorf("next = %v, want %v (when the young reservation falls due)", next, want)
+	}
+	if l.Reservations[0].UID != "young" || len(l.Reservations) != 4 {
+		t.Error("Rebase changed its input")
+	}
+
+	if _, _, err := Rebase(l, nil, nil, now, func(tenancyv1alpha1.QuotaReservation) (bool, error) {
+		return false, errors.New("unreachable")
+	}); err == nil {
+		t.Error("Rebase must return the error of a failed existence check: dropping the charge could overshoot")
+	}
+	if got, next, _ := Rebase(nil, list("pods", "1"), nil, now, nil); len(got.Reservations) != 0 || !next.IsZero() {
+		t.Errorf("Rebase(nil) = %v, %v", got, next)
+	}
+}
+
+func BenchmarkReserve(b *testing.B) {
+	now := time.Now()
+	l := &tenancyv1alpha1.QuotaLedger{Observed: list("pods", "100", "requests.cpu", "50")}
+	for i := range 200 {
+		l.Reservations = append(l.Reservations, reservation(fmt.Sprint("r", i), list("pods", "1", "requests.cpu", "100m"), now))
+	}
+	hard := list("pods", "1000", "cpu", "200")
+	r := reservation("new", list("pods", "1", "requests.cpu", "100m"), now)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Reserve("acme", l, hard, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

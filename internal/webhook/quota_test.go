@@ -1,0 +1,210 @@
+package webhook_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/controllers"
+	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
+)
+
+func plainPod(ns, name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+	}
+}
+
+// quotaOrganization creates an organization limited to maxPods pods in all, with its home
+// namespace and extra namespaces, and waits until the API server can charge every namespace's
+// ResourceQuotas (kube-controller-manager has computed their status).
+func quotaOrganization(ctx context.Context, name string, maxPods string, extra int) []string {
+	GinkgoHelper()
+	o := organization(name, tenancyv1alpha1.DeletionPolicyCascade)
+	o.Spec.Quotas = &tenancyv1alpha1.Quotas{OrganizationQuota: corev1.ResourceList{corev1.ResourcePods: resource.MustParse(maxPods)}}
+	Expect(admin.Create(ctx, o)).To(Succeed())
+	namespaces := []string{name}
+	for i := range extra {
+		ns := fmt.Sprintf("%s-%d", name, i)
+		Expect(admin.Create(ctx, namespace(ns, orgLabel(name)))).To(Succeed())
+		namespaces = append(namespaces, ns)
+	}
+	Eventually(func(g Gomega) {
+		for _, ns := range namespaces {
+			rq := &corev1.ResourceQuota{}
+			g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: controllers.OrganizationQuotaName}, rq)).To(Succeed())
+			g.Expect(rq.Status.Hard).To(HaveKey(corev1.ResourcePods))
+		}
+	}).WithContext(ctx).Should(Succeed())
+	return namespaces
+}
+
+func quotaStatus(ctx context.Context, g Gomega, name string) *tenancyv1alpha1.Organization {
+	o := &tenancyv1alpha1.Organization{}
+	g.Expect(admin.Get(ctx, client.ObjectKey{Name: name}, o)).To(Succeed())
+	g.Expect(o.Status.Quotas).NotTo(BeNil())
+	g.Expect(o.Status.Usage).NotTo(BeNil())
+	return o
+}
+
+func countPods(ctx context.Context, namespaces []string) int {
+	GinkgoHelper()
+	total := 0
+	for _, ns := range namespaces {
+		pods := &corev1.PodList{}
+		Expect(admin.List(ctx, pods, client.InNamespace(ns))).To(Succeed())
+		total += len(pods.Items)
+	}
+	return total
+}
+
+var _ = Describe("Organization-wide quota", func() {
+	It("admits exactly the limit of 200 concurrent pods spread over 5 namespaces", func(ctx SpecContext) {
+		const name, limit, attempts = "burst", 50, 200
+		namespaces := quotaOrganization(ctx, name, fmt.Sprint(limit), 4)
+
+		// A client that is not rate limited, so that all requests are in flight at once.
+		cfg := rest.CopyConfig(env.ControlPlane.Config)
+		cfg.QPS, cfg.Burst = -1, attempts
+		burst, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+		Expect(err).NotTo(HaveOccurred())
+
+		start := make(chan struct{})
+		errs := make([]error, attempts)
+		var wg sync.WaitGroup
+		for i := range attempts {
+			wg.Go(func() {
+				<-start
+				errs[i] = burst.Create(ctx, plainPod(namespaces[i%len(namespaces)], fmt.Sprintf("p%03d", i)))
+			})
+		}
+		close(start)
+		wg.Wait()
+
+		admitted := 0
+		for _, err := range errs {
+			if err == nil {
+				admitted++
+				continue
+			}
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err.Error()).To(ContainSubstring("exceeded organization quota: burst, requested: pods=1, used: pods=50, limited: pods=50"))
+		}
+		Expect(admitted).To(Equal(limit))
+		Expect(countPods(ctx, namespaces)).To(Equal(limit))
+
+		By("status.usage and the ledger equal the real sum once the operator has seen every pod")
+		Eventually(func(g Gomega) {
+			o := quotaStatus(ctx, g, name)
+			g.Expect(o.Status.Usage.Pods).To(BeEquivalentTo(limit))
+			perNamespace := int32(0)
+			for _, u := range o.Status.Usage.Namespaces {
+				perNamespace += u.Pods
+			}
+			g.Expect(perNamespace).To(BeEquivalentTo(limit))
+			g.Expect(o.Status.Usage.Namespaces).To(HaveLen(len(namespaces)))
+			g.Expect(o.Status.Quotas.Ledger.Reservations).To(BeEmpty())
+			g.Expect(o.Status.Quotas.Ledger.Observed.Pods().Value()).To(BeEquivalentTo(limit))
+		}).WithContext(ctx).Should(Succeed())
+
+		By("a dry run is checked but charges nothing; a deleted pod makes room for exactly one")
+		err = admin.Create(ctx, plainPod(namespaces[1], "dry"), client.DryRunAll)
+		Expect(err).To(MatchError(ContainSubstring("exceeded organization quota: burst")))
+		pods := &corev1.PodList{}
+		Expect(admin.List(ctx, pods, client.InNamespace(namespaces[0]))).To(Succeed())
+		Expect(pods.Items).NotTo(BeEmpty())
+		Expect(admin.Delete(ctx, &pods.Items[0])).To(Succeed())
+		Eventually(func() error {
+			return admin.Create(ctx, plainPod(namespaces[1], "dry"), client.DryRunAll)
+		}).WithContext(ctx).Should(Succeed())
+		Expect(admin.Create(ctx, plainPod(namespaces[2], "after-1"))).To(Succeed())
+		Expect(admin.Create(ctx, plainPod(namespaces[3], "after-2"))).To(MatchError(ContainSubstring("exceeded organization quota: burst")))
+		Expect(countPods(ctx, namespaces)).To(Equal(limit))
+	})
+
+	It("never overshoots when two replicas decide at once", func(ctx SpecContext) {
+		const name, limit, attempts = "replicas", 20, 100
+		namespaces := quotaOrganization(ctx, name, fmt.Sprint(limit), 1)
+		// Two validators with their own queues and copies, as two webhook replicas have; the
+		// organization's resourceVersion is all they share.
+		replicas := []*orgwebhook.PodValidator{
+			{Reader: env.Manager.GetClient(), APIReader: admin, Writer: admin, Clock: clock.RealClock{}},
+			{Reader: env.Manager.GetClient(), APIReader: admin, Writer: admin, Clock: clock.RealClock{}},
+		}
+		errs := make([]error, attempts)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range attempts {
+			wg.Go(func() {
+				p := plainPod(namespaces[i%len(namespaces)], fmt.Sprintf("r%03d", i))
+				p.UID = uuid.NewUUID()
+				req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+					UID: uuid.NewUUID(), Namespace: p.Namespace, Name: p.Name, Operation: admissionv1.Create,
+				}}
+				<-start
+				_, errs[i] = replicas[i%2].ValidateCreate(admission.NewContextWithRequest(ctx, req), p)
+			})
+		}
+		close(start)
+		wg.Wait()
+		admitted := 0
+		for _, err := range errs {
+			if err == nil {
+				admitted++
+			} else {
+				Expect(err).To(MatchError(ContainSubstring("exceeded organization quota: replicas")))
+			}
+		}
+		Expect(admitted).To(Equal(limit))
+		o := &tenancyv1alpha1.Organization{}
+		Expect(admin.Get(ctx, client.ObjectKey{Name: name}, o)).To(Succeed())
+		Expect(o.Status.Quotas.Ledger.Reservations).To(HaveLen(limit))
+	})
+
+	It("releases the charge of a pod that a later admission step refused", func(ctx SpecContext) {
+		const name = "refused"
+		namespaces := quotaOrganization(ctx, name, "2", 0)
+		blocker := &corev1.ResourceQuota{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespaces[0], Name: "no-more-pods"},
+			Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}},
+		}
+		Expect(admin.Create(ctx, blocker)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(blocker), blocker)).To(Succeed())
+			g.Expect(blocker.Status.Hard).To(HaveKey(corev1.ResourcePods))
+		}).WithContext(ctx).Should(Succeed())
+
+		// The webhook charges the pod, then the API server's own quota admission refuses it.
+		Expect(admin.Create(ctx, plainPod(namespaces[0], "refused"))).To(MatchError(ContainSubstring("exceeded quota: no-more-pods")))
+		Eventually(func(g Gomega) {
+			g.Expect(quotaStatus(ctx, g, name).Status.Quotas.Ledger.Reservations).To(HaveLen(1))
+		}).WithContext(ctx).Should(Succeed())
+
+		By("the operator finds the pod was never stored and drops the charge")
+		Expect(admin.Delete(ctx, blocker)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(quotaStatus(ctx, g, name).Status.Quotas.Ledger.Reservations).To(BeEmpty())
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		Eventually(func() error { // once the API server's quota admission has let go of the blocker
+			return admin.Create(ctx, plainPod(namespaces[0], "one"))
+		}).WithContext(ctx).Should(Succeed())
+		Expect(admin.Create(ctx, plainPod(namespaces[0], "two"))).To(Succeed())
+		Expect(admin.Create(ctx, plainPod(namespaces[0], "three"))).To(MatchError(ContainSubstring("exceeded organization quota: refused")))
+	})
+})
