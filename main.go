@@ -60,7 +60,7 @@ func main() {
 		"Elect a leader so that only one replica reconciles at a time.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"Serve metrics and webhooks over HTTP/2 too (off: HTTP/2 Stream Cancellation and Rapid Reset CVEs).")
-	flag.IntVar(&concurrency, "concurrency", 4, "Reconciles each controller runs at once.")
+	flag.IntVar(&concurrency, "concurrency", 16, "Reconciles each controller runs at once.")
 	flag.Float64Var(&qps, "kube-api-qps", 100, "Requests per second to the API server (client-go defaults to 5).")
 	flag.IntVar(&burst, "kube-api-burst", 200, "Burst of requests to the API server.")
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")

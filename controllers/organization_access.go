@@ -24,7 +24,8 @@ import (
 func ReaderRoleName(org string) string { return "org-operator:organization:" + org }
 
 // reconcileReaderAccess keeps the organization's reader ClusterRole and a ClusterRoleBinding of
-// it to every member. Both are owned by the organization, so they go with it.
+// it to every member (none while there are no members). Both are owned by the organization, so
+// they go with it.
 func (r *OrganizationReconciler) reconcileReaderAccess(ctx context.Context, org *tenancyv1alpha1.Organization, members []tenancyv1alpha1.OrganizationMember) error {
 	labels := map[string]string{
 		tenancyv1alpha1.OrganizationLabel: org.Name,
@@ -53,13 +54,15 @@ func (r *OrganizationReconciler) reconcileReaderAccess(ctx context.Context, org 
 	}
 	slices.SortFunc(subjects, func(a, b rbacv1.Subject) int { return cmp.Compare(a.Name, b.Name) })
 	subjects = slices.CompactFunc(subjects, func(a, b rbacv1.Subject) bool { return a.Name == b.Name })
-	if len(subjects) == 0 {
-		subjects = nil
-	}
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: ReaderRoleName(org.Name), Labels: labels},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
 		Subjects:   subjects,
+	}
+	if len(subjects) == 0 {
+		// A binding of no one grants nothing: made only once there are members, it is created
+		// once with them rather than created empty and patched.
+		return r.deleteIfOwned(ctx, org, binding)
 	}
 	return r.ensureOwned(ctx, org, binding, func(have, want client.Object) bool {
 		return equality.Semantic.DeepEqual(have.(*rbacv1.ClusterRoleBinding).Subjects, want.(*rbacv1.ClusterRoleBinding).Subjects)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +32,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/membership"
 )
 
 // OrganizationReconciler keeps an organization's home namespace and status: its namespaces,
@@ -307,22 +310,74 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 	toOrganization := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
 	})
+	// Members and pods change in bursts (an organization's members created together, a
+	// Deployment scaled): their events reach the organization after a short delay, so that a
+	// burst makes one reconcile and one status write instead of one per object.
+	toOrganizationSoon := enqueueAfter(burstDelay, func(ctx context.Context, o client.Object) []reconcile.Request {
+		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
+	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1alpha1.Organization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, reservationAdded()))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceToOrganizations),
 			builder.WithPredicates(namespaceChanged())).
-		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganization).
+		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganizationSoon, builder.WithPredicates(memberChangedForOrganization())).
 		Owns(&rbacv1.ClusterRole{}).
 		Owns(&corev1.ResourceQuota{}).
 		Owns(&corev1.LimitRange{}).
 		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
 		Owns(&rbacv1.ClusterRoleBinding{}).
-		Watches(&corev1.Pod{}, toOrganization, builder.WithPredicates(podUsageChanged())).
+		Watches(&corev1.Pod{}, toOrganizationSoon, builder.WithPredicates(podUsageChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
 	for _, kind := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.Service{}, &corev1.PersistentVolumeClaim{}} {
 		b = b.Watches(kind, toOrganization, builder.OnlyMetadata, builder.WithPredicates(createdOrDeleted()))
 	}
 	return b.Named("organization").Complete(r)
+}
+
+// burstDelay is how long member and pod events wait before they reconcile their organization.
+const burstDelay = time.Second
+
+// enqueueAfter maps an object to requests, as handler.EnqueueRequestsFromMapFunc does, and adds
+// them after delay. A request already waiting keeps its earlier time, so events within the delay
+// fold into one reconcile.
+func enqueueAfter(delay time.Duration, fn handler.MapFunc) handler.EventHandler {
+	add := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for _, req := range fn(ctx, o) {
+			q.AddAfter(req, delay)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+	}
+}
+
+// memberChangedForOrganization passes the member events that change what the organization
+// reports: creation, deletion, its start, and a change of spec.admin, of the user (the reader
+// binding's subject) or of Ready.
+func memberChangedForOrganization() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*tenancyv1alpha1.OrganizationMember)
+			n, ok2 := e.ObjectNew.(*tenancyv1alpha1.OrganizationMember)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return o.Spec.Admin != n.Spec.Admin || memberReady(o) != memberReady(n) ||
+				membership.Subject(o) != membership.Subject(n) ||
+				o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
+		},
+	}
 }
 
 // namespaceToOrganizations maps a namespace to the organization it is labelled into and to the

@@ -22,7 +22,6 @@ func (r *OrganizationReconciler) observeMembers(ctx context.Context, org *tenanc
 		}
 	}
 	var admins, notReady int32
-	firstNotReady := ""
 	for i := range members.Items {
 		m := &members.Items[i]
 		if m.Spec.Admin {
@@ -30,16 +29,16 @@ func (r *OrganizationReconciler) observeMembers(ctx context.Context, org *tenanc
 		}
 		if !memberReady(m) {
 			notReady++
-			if firstNotReady == "" {
-				firstNotReady = m.Name
-			}
 		}
 	}
 	org.Status.MemberCount = int32(len(members.Items))
 	org.Status.AdminCount = admins
 	if notReady > 0 {
+		// No counts or names in the message: they change as each member becomes Ready, and every
+		// change would be another status write. The members' own status says which.
 		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.MembersReadyCondition, metav1.ConditionFalse,
-			tenancyv1alpha1.MembersNotReadyReason, fmt.Sprintf("%d of %d members are not Ready, e.g. %s", notReady, len(members.Items), firstNotReady))
+			tenancyv1alpha1.MembersNotReadyReason,
+			fmt.Sprintf("Waiting for members to become Ready; kubectl get orgmembers -n %s shows which", org.Status.HomeNamespace))
 		return members.Items, nil
 	}
 	setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.MembersReadyCondition, metav1.ConditionTrue,
@@ -47,10 +46,11 @@ func (r *OrganizationReconciler) observeMembers(ctx context.Context, org *tenanc
 	return members.Items, nil
 }
 
-// memberReady is true when a member's Ready condition is True for its current generation.
+// memberReady is true when a member's Ready condition is True. A member being updated (its new
+// generation not yet observed) keeps counting as Ready, so that an organization does not flip to
+// not Ready and back on every change of a member: the member's own status shows the update.
 func memberReady(m *tenancyv1alpha1.OrganizationMember) bool {
-	c := meta.FindStatusCondition(m.Status.Conditions, tenancyv1alpha1.ReadyCondition)
-	return c != nil && c.Status == metav1.ConditionTrue && m.Status.ObservedGeneration == m.Generation
+	return meta.IsStatusConditionTrue(m.Status.Conditions, tenancyv1alpha1.ReadyCondition)
 }
 
 // maxNamespaceUsages bounds status.usage.namespaces, as the API does.

@@ -78,6 +78,12 @@ func (r *OrganizationMemberReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if org != nil && !org.DeletionTimestamp.IsZero() {
+		// The organization owns the member's bindings, which go with it; deleting them one by
+		// one, or rewriting the status of a member whose namespace goes too, would only be writes
+		// racing the garbage collector.
+		return ctrl.Result{}, nil
+	}
 	var desired []rbacv1.RoleBinding
 	if org != nil {
 		member.Status.Organization = org.Name
@@ -117,7 +123,8 @@ func (r *OrganizationMemberReconciler) Reconcile(ctx context.Context, req ctrl.R
 }
 
 // resolveOrganization finds the organization whose home namespace the member is in, and that
-// organization's namespaces. With no such organization it returns nil and the reason.
+// organization's namespaces. With no such organization it returns nil and the reason; with one
+// being deleted, the organization and no namespaces.
 func (r *OrganizationMemberReconciler) resolveOrganization(ctx context.Context, member *tenancyv1alpha1.OrganizationMember) (*tenancyv1alpha1.Organization, []string, string, error) {
 	ns := &corev1.Namespace{}
 	if err := r.Get(ctx, types.NamespacedName{Name: member.Namespace}, ns); err != nil {
@@ -135,7 +142,7 @@ func (r *OrganizationMemberReconciler) resolveOrganization(ctx context.Context, 
 		return nil, nil, "", err
 	}
 	if !org.DeletionTimestamp.IsZero() {
-		return nil, nil, fmt.Sprintf("Organization %s is being deleted", orgName), nil
+		return org, nil, fmt.Sprintf("Organization %s is being deleted", orgName), nil
 	}
 	if !metav1.IsControlledBy(ns, org) {
 		return nil, nil, fmt.Sprintf("Namespace %s is not owned by organization %s", ns.Name, orgName), nil
@@ -253,14 +260,31 @@ func (r *OrganizationMemberReconciler) reconcileDelete(ctx context.Context, memb
 	if !controllerutil.ContainsFinalizer(member, tenancyv1alpha1.MemberFinalizer) {
 		return nil
 	}
-	if _, err := r.applyRoleBindings(ctx, member, nil); err != nil {
+	gone, err := r.organizationGone(ctx, member.Namespace)
+	if err != nil {
 		return err
+	}
+	// When the organization goes too, the garbage collector removes the bindings it owns.
+	if !gone {
+		if _, err := r.applyRoleBindings(ctx, member, nil); err != nil {
+			return err
+		}
 	}
 	if err := removeFinalizer(ctx, r.Client, member, tenancyv1alpha1.MemberFinalizer); err != nil {
 		return err
 	}
 	ctrl.LoggerFrom(ctx).Info("Removed member's RoleBindings")
 	return nil
+}
+
+// organizationGone says whether the organization named after a home namespace is absent or being
+// deleted.
+func (r *OrganizationMemberReconciler) organizationGone(ctx context.Context, name string) (bool, error) {
+	org := &tenancyv1alpha1.Organization{}
+	if err := r.Get(ctx, types.NamespacedName{Name: name}, org); err != nil {
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	}
+	return !org.DeletionTimestamp.IsZero(), nil
 }
 
 // SetupWithManager registers the controller and the watches that map changes to members.

@@ -121,6 +121,9 @@ func waitForQuiet(ctx context.Context) {
 			}
 			g.Expect(meta.IsStatusConditionTrue(o.Status.Conditions, tenancyv1alpha1.ReadyCondition)).To(BeTrue(), "organization %s", o.Name)
 			g.Expect(o.Status.ObservedGeneration).To(Equal(o.Generation))
+			members := &tenancyv1alpha1.OrganizationMemberList{}
+			g.Expect(admin.List(ctx, members, client.InNamespace(o.Name))).To(Succeed())
+			g.Expect(o.Status.MemberCount).To(BeEquivalentTo(len(members.Items)), "organization %s", o.Name)
 		}
 		members := &tenancyv1alpha1.OrganizationMemberList{}
 		g.Expect(admin.List(ctx, members)).To(Succeed())
@@ -129,10 +132,11 @@ func waitForQuiet(ctx context.Context) {
 			g.Expect(m.Status.ObservedGeneration).To(Equal(m.Generation))
 		}
 	}).WithContext(ctx).Should(Succeed())
-	// Then until nothing moves: a reconcile queued by the last status write may still be running.
+	// Then until nothing moves: a reconcile queued by the last status write may still be running,
+	// and the operator passes member and pod events to organizations a second later.
 	Eventually(func(g Gomega) {
 		first := snapshot(ctx)
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(1500 * time.Millisecond)
 		g.Expect(changed(first, snapshot(ctx))).To(BeEmpty())
 	}).WithContext(ctx).Should(Succeed())
 }

@@ -113,7 +113,7 @@ func parseFlags() (*config, error) {
 	fs.IntVar(&cfg.admins, "admins", 1, "Of those, members with admin: true.")
 	fs.IntVar(&cfg.extraNamespaces, "namespaces", 2, "Namespaces labelled into each organization, besides its home namespace.")
 	fs.IntVar(&cfg.creators, "creators", 8, "Parallel creators in the harness.")
-	fs.IntVar(&cfg.concurrency, "concurrency", 4, "Manager --concurrency (reconciles per controller at once); 4 is the manager's default.")
+	fs.IntVar(&cfg.concurrency, "concurrency", 16, "Manager --concurrency (reconciles per controller at once); 16 is the manager's default.")
 	fs.Float64Var(&cfg.qps, "qps", 100, "Manager --kube-api-qps; 100 is the manager's default. Negative disables client-side rate limiting.")
 	fs.IntVar(&cfg.burst, "burst", 200, "Manager --kube-api-burst; 200 is the manager's default.")
 	fs.BoolVar(&cfg.webhooks, "webhooks", true, "Serve the admission webhooks from the manager and register them, as a real install does.")
