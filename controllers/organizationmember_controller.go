@@ -84,6 +84,11 @@ func (r *OrganizationMemberReconciler) Reconcile(ctx context.Context, req ctrl.R
 		// racing the garbage collector.
 		return ctrl.Result{}, nil
 	}
+	if gone, err := r.namespaceTerminating(ctx, member.Namespace); gone || err != nil {
+		// The member goes with its namespace, and its bindings with the organization or the
+		// member's finalizer.
+		return ctrl.Result{}, err
+	}
 	var desired []rbacv1.RoleBinding
 	if org != nil {
 		member.Status.Organization = org.Name
@@ -275,6 +280,15 @@ func (r *OrganizationMemberReconciler) reconcileDelete(ctx context.Context, memb
 	}
 	ctrl.LoggerFrom(ctx).Info("Removed member's RoleBindings")
 	return nil
+}
+
+// namespaceTerminating says whether a namespace is being deleted.
+func (r *OrganizationMemberReconciler) namespaceTerminating(ctx context.Context, name string) (bool, error) {
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: name}, ns); err != nil {
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	}
+	return !ns.DeletionTimestamp.IsZero(), nil
 }
 
 // organizationGone says whether the organization named after a home namespace is absent or being
