@@ -50,12 +50,14 @@ func main() {
 		webhookCertDir         string
 		webhookCerts           string
 		namespace              string
+		pprofAddr              string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"Address of the metrics endpoint, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, authenticated and authorized through the API server.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go's pprof profiles on (/debug/pprof); off if empty.")
 	flag.BoolVar(&leaderElect, "leader-elect", false,
 		"Elect a leader so that only one replica reconciles at a time.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
@@ -115,6 +117,7 @@ func main() {
 			Host: webhookHost, Port: webhookPort, CertDir: webhookCertDir, TLSOpts: tlsOpts,
 		}),
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "org-operator.tenancy.orgoperator.io",
 		LeaderElectionNamespace:       namespace,

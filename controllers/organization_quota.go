@@ -194,7 +194,7 @@ func (r *OrganizationReconciler) settleLedger(ctx context.Context, org *tenancyv
 	var pods []corev1.Pod
 	for _, ns := range namespaces {
 		list := &corev1.PodList{}
-		if err := r.List(ctx, list, client.InNamespace(ns)); err != nil {
+		if err := r.List(ctx, list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil { // read only
 			return nil, 0, err
 		}
 		pods = append(pods, list.Items...)

@@ -353,6 +353,8 @@ type WorkloadUsage struct {
 // +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.usage.namespaceCount`
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.usage.pods`,priority=1
 // +kubebuilder:printcolumn:name="CPU Req",type=string,JSONPath=`.status.usage.requests.cpu`,priority=1
+// +kubebuilder:printcolumn:name="CPU Quota",type=string,JSONPath=`.status.quotas.hard.requests\.cpu`,priority=1
+// +kubebuilder:printcolumn:name="Pod Quota",type=string,JSONPath=`.status.quotas.hard.pods`,priority=1
 // +kubebuilder:printcolumn:name="Days Left",type=integer,JSONPath=`.status.subscription.daysRemaining`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1

@@ -59,7 +59,8 @@ type Usage struct {
 func NamespaceUsage(ctx context.Context, r client.Reader, namespace string) (Usage, error) {
 	var u Usage
 	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(namespace)); err != nil {
+	// Read-only use: the cache's own objects, without a deep copy of every pod.
+	if err := r.List(ctx, pods, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return u, fmt.Errorf("listing pods in %s: %w", namespace, err)
 	}
 	u.Pods, u.Compute = usage.SumPods(pods.Items)

@@ -7,12 +7,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
@@ -28,6 +30,21 @@ import (
 
 // commitTimeout bounds one ledger write, under the webhook's 5 s timeout.
 const commitTimeout = 4 * time.Second
+
+var (
+	ledgerDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "orgoperator", Subsystem: "quota_ledger", Name: "decisions_total",
+		Help: "Pods decided by the organization quota webhook, by decision: admitted, refused (over quota), busy (too many pending charges) or error (the ledger could not be written).",
+	}, []string{"decision"})
+	ledgerConflicts = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "orgoperator", Subsystem: "quota_ledger", Name: "conflicts_total",
+		Help: "Ledger writes that lost a compare-and-swap to another writer and were decided again.",
+	})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(ledgerDecisions, ledgerConflicts)
+}
 
 // PodValidator charges each new pod to its organization's quota ledger
 // (status.quotas.ledger) and refuses the pod if it does not fit. Requests for one organization
@@ -233,13 +250,22 @@ func (v *PodValidator) commit(ctx context.Context, name string, q *ledgerQueue, 
 		if !apierrors.IsConflict(err) || ctx.Err() != nil {
 			break
 		}
+		ledgerConflicts.Inc()
 	}
 	for i, c := range batch {
 		switch {
 		case err != nil:
+			ledgerDecisions.WithLabelValues("error").Inc()
 			c.result <- apierrors.NewInternalError(fmt.Errorf("charging organization %s's quota ledger: %w", name, err))
-		default:
+		case errors.Is(results[i], ledger.ErrBusy):
+			ledgerDecisions.WithLabelValues("busy").Inc()
 			c.result <- results[i]
+		case results[i] != nil:
+			ledgerDecisions.WithLabelValues("refused").Inc()
+			c.result <- results[i]
+		default:
+			ledgerDecisions.WithLabelValues("admitted").Inc()
+			c.result <- nil
 		}
 	}
 }
@@ -291,7 +317,7 @@ func (v *PodValidator) observe(ctx context.Context, org string) (*tenancyv1alpha
 	var pods []corev1.Pod
 	for _, ns := range namespaces {
 		list := &corev1.PodList{}
-		if err := v.Reader.List(ctx, list, client.InNamespace(ns.Name)); err != nil {
+		if err := v.Reader.List(ctx, list, client.InNamespace(ns.Name), client.UnsafeDisableDeepCopy); err != nil { // read only
 			return nil, err
 		}
 		pods = append(pods, list.Items...)

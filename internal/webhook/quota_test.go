@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
@@ -74,6 +75,26 @@ func countPods(ctx context.Context, namespaces []string) int {
 	return total
 }
 
+// decisions reads orgoperator_quota_ledger_decisions_total{decision} from the manager's registry.
+func decisions(decision string) float64 {
+	GinkgoHelper()
+	families, err := ctrlmetrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != "orgoperator_quota_ledger_decisions_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "decision" && l.GetValue() == decision {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
 var _ = Describe("Organization-wide quota", func() {
 	It("admits exactly the limit of 200 concurrent pods spread over 5 namespaces", func(ctx SpecContext) {
 		const name, limit, attempts = "burst", 50, 200
@@ -85,6 +106,7 @@ var _ = Describe("Organization-wide quota", func() {
 		burst, err := client.New(cfg, client.Options{Scheme: env.Scheme})
 		Expect(err).NotTo(HaveOccurred())
 
+		admittedBefore, refusedBefore := decisions("admitted"), decisions("refused")
 		start := make(chan struct{})
 		errs := make([]error, attempts)
 		var wg sync.WaitGroup
@@ -108,6 +130,8 @@ var _ = Describe("Organization-wide quota", func() {
 		}
 		Expect(admitted).To(Equal(limit))
 		Expect(countPods(ctx, namespaces)).To(Equal(limit))
+		Expect(decisions("admitted") - admittedBefore).To(BeEquivalentTo(limit))
+		Expect(decisions("refused") - refusedBefore).To(BeEquivalentTo(attempts - limit))
 
 		By("status.usage and the ledger equal the real sum once the operator has seen every pod")
 		Eventually(func(g Gomega) {

@@ -184,6 +184,7 @@ func (c *cluster) managerArgs(cfg *config, metricsPort int) []string {
 		fmt.Sprintf("--kube-api-burst=%d", cfg.burst),
 		fmt.Sprintf("--enable-webhooks=%t", cfg.webhooks),
 	}
+	args = append(args, strings.Fields(cfg.managerArgs)...)
 	if cfg.webhooks {
 		hooks := c.cp.Env.WebhookInstallOptions
 		args = append(args,

@@ -37,6 +37,7 @@ type config struct {
 	concurrency int
 	qps         float64
 	burst       int
+	managerArgs string
 	webhooks    bool
 
 	idle     time.Duration
@@ -117,6 +118,7 @@ func parseFlags() (*config, error) {
 	fs.Float64Var(&cfg.qps, "qps", 100, "Manager --kube-api-qps; 100 is the manager's default. Negative disables client-side rate limiting.")
 	fs.IntVar(&cfg.burst, "burst", 200, "Manager --kube-api-burst; 200 is the manager's default.")
 	fs.BoolVar(&cfg.webhooks, "webhooks", true, "Serve the admission webhooks from the manager and register them, as a real install does.")
+	fs.StringVar(&cfg.managerArgs, "manager-args", "", "More manager flags, space-separated (e.g. -manager-args=--pprof-bind-address=127.0.0.1:6060).")
 	fs.DurationVar(&cfg.idle, "idle", 60*time.Second, "Idle window after convergence (the issue asks for 5m).")
 	fs.BoolVar(&cfg.restart, "restart", true, "After the idle window, restart the manager (a forced full resync) and count its writes.")
 	fs.IntVar(&cfg.pods, "pods", 3000, "Pods to spread over the organizations' namespaces in the usage scenario.")
