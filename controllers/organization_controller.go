@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -77,9 +76,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if retErr == nil {
 			org.Status.ObservedGeneration = org.Generation
 		}
-		if err := patchStatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
+		requeueOnConflict(patchStatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status), &result, &retErr)
 	}()
 
 	namespaces, err := r.reconcileHomeNamespace(ctx, org)

@@ -152,6 +152,9 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 	if ledgered {
 		var err error
 		quotaLedger, untilLedgerCheck, err = r.settleLedger(ctx, org, allNamespaces)
+		if err == nil {
+			quotaLedger.Observed = ledger.Covering(quotaLedger.Observed, ledger.Enforced(eff.OrganizationQuota))
+		}
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -69,9 +69,7 @@ func (r *OrganizationMemberReconciler) Reconcile(ctx context.Context, req ctrl.R
 				member.Status.JoinedAt = &now
 			}
 		}
-		if err := patchStatusIfChanged(ctx, r.Client, before, member, before.Status, member.Status); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
+		requeueOnConflict(patchStatusIfChanged(ctx, r.Client, before, member, before.Status, member.Status), &result, &retErr)
 	}()
 
 	org, namespaces, reason, err := r.resolveOrganization(ctx, member)

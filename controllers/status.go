@@ -2,14 +2,18 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -100,6 +104,23 @@ func patchStatusIfChanged(ctx context.Context, c client.Client, before, obj clie
 		return client.IgnoreNotFound(err)
 	}
 	return nil
+}
+
+// conflictRetry is how soon an object whose status write lost a race to another writer (the pod
+// webhook charging the quota ledger, a user, the previous reconcile's write not yet in the cache)
+// is reconciled again, from a fresh cache.
+const conflictRetry = 100 * time.Millisecond
+
+// requeueOnConflict folds the status write's error into the reconcile's outcome: a conflict is
+// expected and retried soon and quietly, anything else is returned for the rate limiter and logs.
+func requeueOnConflict(writeErr error, result *ctrl.Result, retErr *error) {
+	switch {
+	case writeErr == nil:
+	case apierrors.IsConflict(writeErr) && *retErr == nil:
+		*result = ctrl.Result{RequeueAfter: conflictRetry}
+	default:
+		*retErr = errors.Join(*retErr, writeErr)
+	}
 }
 
 // addFinalizer adds a finalizer with an optimistic lock, so that finalizers others add at the same

@@ -179,6 +179,23 @@ func Reserve(org string, l *tenancyv1alpha1.QuotaLedger, hard corev1.ResourceLis
 	return &out, nil
 }
 
+// Covering returns observed with a zero for every resource of hard it lacks, under the name the
+// ledger charges, so that the ledger shows what it counts even before any pod exists.
+func Covering(observed, hard corev1.ResourceList) corev1.ResourceList {
+	out := observed.DeepCopy()
+	if out == nil {
+		out = corev1.ResourceList{}
+	}
+	for name := range hard {
+		if key, ok := charged[name]; ok {
+			if _, have := out[key]; !have {
+				out[key] = resource.MustParse("0")
+			}
+		}
+	}
+	return out
+}
+
 // Rebase returns the ledger with observed as its observed usage and without the reservations that
 // are settled: their pod has been seen, or was never created. exists tells whether a reservation's
 // pod is stored; it is asked only for reservations older than ReservationTimeout. Rebase also

@@ -194,3 +194,11 @@ func BenchmarkReserve(b *testing.B) {
 		}
 	}
 }
+
+func TestCovering(t *testing.T) {
+	got := Covering(list("pods", "3"), list("count/pods", "10", "cpu", "4", "limits.memory", "1Gi", "services", "5"))
+	want := list("pods", "3", "requests.cpu", "0", "limits.memory", "0")
+	if !sameList(got, want) {
+		t.Errorf("Covering = %v, want %v", got, want)
+	}
+}
