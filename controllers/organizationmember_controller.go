@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -158,10 +159,14 @@ func (r *OrganizationMemberReconciler) resolveOrganization(ctx context.Context, 
 	return org, names, "", nil
 }
 
+// maxParallelWrites bounds the RoleBinding writes one member reconcile has in flight.
+const maxParallelWrites = 8
+
 // applyRoleBindings makes the member's RoleBindings equal desired: it creates the missing ones,
-// fixes changed ones and deletes the rest. It returns how many writes it made.
+// fixes changed ones and deletes the rest. The bindings are independent, so their writes run in
+// parallel: a member's reconcile then takes about one round trip instead of one per namespace.
+// It returns how many writes it made.
 func (r *OrganizationMemberReconciler) applyRoleBindings(ctx context.Context, member *tenancyv1alpha1.OrganizationMember, desired []rbacv1.RoleBinding) (int, error) {
-	log := ctrl.LoggerFrom(ctx)
 	existing, err := r.ownedRoleBindings(ctx, member)
 	if err != nil {
 		return 0, err
@@ -170,61 +175,102 @@ func (r *OrganizationMemberReconciler) applyRoleBindings(ctx context.Context, me
 	for i := range existing {
 		current[membership.Key(&existing[i])] = &existing[i]
 	}
-	writes := 0
-	var errs []error
+	var writes []func() (int, error)
 	for i := range desired {
 		want := &desired[i]
 		key := membership.Key(want)
 		have, ok := current[key]
 		delete(current, key)
-		switch {
-		case !ok:
+		if w := r.roleBindingWrite(ctx, key, have, ok, want); w != nil {
+			writes = append(writes, w)
+		}
+	}
+	for _, rb := range current {
+		writes = append(writes, func() (int, error) {
+			if err := r.Delete(ctx, rb, client.Preconditions{UID: &rb.UID}); err != nil {
+				return 0, client.IgnoreNotFound(err)
+			}
+			ctrl.LoggerFrom(ctx).V(1).Info("Deleted RoleBinding", "roleBinding", klog.KObj(rb))
+			return 1, nil
+		})
+	}
+	return runParallel(writes, maxParallelWrites)
+}
+
+// roleBindingWrite returns the write that turns have (if ok) into want, or nil when none is needed.
+func (r *OrganizationMemberReconciler) roleBindingWrite(ctx context.Context, key string, have *rbacv1.RoleBinding, ok bool, want *rbacv1.RoleBinding) func() (int, error) {
+	log := ctrl.LoggerFrom(ctx)
+	switch {
+	case !ok:
+		return func() (int, error) {
 			if err := r.Create(ctx, want); err != nil {
 				if apierrors.IsAlreadyExists(err) {
 					err = fmt.Errorf("RoleBinding %s exists and was not created by org-operator; remove or rename it", key)
 				}
-				errs = append(errs, err)
-				continue
+				return 0, err
 			}
-			writes++
 			log.V(1).Info("Created RoleBinding", "roleBinding", klog.KObj(want))
-		case have.RoleRef != want.RoleRef:
+			return 1, nil
+		}
+	case have.RoleRef != want.RoleRef:
+		return func() (int, error) {
 			// roleRef is immutable: replace the binding.
 			if err := r.Delete(ctx, have, client.Preconditions{UID: &have.UID}); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, err)
-				continue
+				return 0, err
 			}
 			if err := r.Create(ctx, want); err != nil {
-				errs = append(errs, err)
-				continue
+				return 1, err
 			}
-			writes += 2
 			log.V(1).Info("Replaced RoleBinding", "roleBinding", klog.KObj(want), "clusterRole", want.RoleRef.Name)
-		case !equality.Semantic.DeepEqual(have.Subjects, want.Subjects) || !hasAll(have.Labels, want.Labels) ||
-			!slices.Equal(have.OwnerReferences, want.OwnerReferences):
+			return 2, nil
+		}
+	case !equality.Semantic.DeepEqual(have.Subjects, want.Subjects) || !hasAll(have.Labels, want.Labels) ||
+		!slices.Equal(have.OwnerReferences, want.OwnerReferences):
+		return func() (int, error) {
 			base := have.DeepCopy()
 			have.Subjects = want.Subjects
 			have.OwnerReferences = want.OwnerReferences
+			if have.Labels == nil {
+				have.Labels = map[string]string{}
+			}
 			for k, v := range want.Labels {
 				have.Labels[k] = v
 			}
 			if err := r.Patch(ctx, have, client.MergeFrom(base)); err != nil {
-				errs = append(errs, err)
-				continue
+				return 0, err
 			}
-			writes++
 			log.V(1).Info("Updated RoleBinding", "roleBinding", klog.KObj(have))
+			return 1, nil
 		}
 	}
-	for _, rb := range current {
-		if err := r.Delete(ctx, rb, client.Preconditions{UID: &rb.UID}); client.IgnoreNotFound(err) != nil {
-			errs = append(errs, err)
-			continue
-		}
-		writes++
-		log.V(1).Info("Deleted RoleBinding", "roleBinding", klog.KObj(rb))
+	return nil
+}
+
+// runParallel runs writes, at most limit at a time, and returns how many writes they made and
+// all their errors.
+func runParallel(writes []func() (int, error), limit int) (int, error) {
+	var (
+		mu     sync.Mutex
+		total  int
+		errs   []error
+		wg     sync.WaitGroup
+		tokens = make(chan struct{}, limit)
+	)
+	for _, write := range writes {
+		tokens <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-tokens }()
+			n, err := write()
+			mu.Lock()
+			defer mu.Unlock()
+			total += n
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
 	}
-	return writes, errors.Join(errs...)
+	wg.Wait()
+	return total, errors.Join(errs...)
 }
 
 func hasAll(have, want map[string]string) bool {

@@ -42,7 +42,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("organization member webhooks: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
-		WithValidator(&NamespaceValidator{Reader: c, Authorizer: &sarAuthorizer{client: c}}).
+		WithValidator(&NamespaceValidator{Reader: c, Authorizer: newCachedAuthorizer(&sarAuthorizer{client: c}, opts.Clock)}).
 		Complete(); err != nil {
 		return fmt.Errorf("namespace webhook: %w", err)
 	}
