@@ -250,13 +250,7 @@ func add(into, l corev1.ResourceList) {
 
 // canonical rewrites quantities in their canonical form, so that a ledger computed twice equals
 // the one read back from the API server.
-func canonical(l corev1.ResourceList) corev1.ResourceList {
-	out := make(corev1.ResourceList, len(l))
-	for name, q := range l {
-		out[name] = resource.MustParse(q.String())
-	}
-	return out
-}
+var canonical = usage.Canonical
 
 func format(l corev1.ResourceList) string {
 	parts := make([]string, 0, len(l))

@@ -48,9 +48,10 @@ func init() {
 
 // PodValidator charges each new pod to its organization's quota ledger
 // (status.quotas.ledger) and refuses the pod if it does not fit. Requests for one organization
-// are committed in batches: each batch is decided pod by pod against the ledger and written in
-// one compare-and-swap, retried on conflict, so concurrent requests, in any namespaces and
-// through any replica, can never take the organization past its limit.
+// are committed in batches by one goroutine per organization: each batch is decided pod by pod
+// against the ledger and written in one compare-and-swap, retried on conflict, so concurrent
+// requests, in any namespaces and through any replica, can never take the organization past its
+// limit.
 type PodValidator struct {
 	// Reader is the manager's cache.
 	Reader client.Reader
@@ -166,8 +167,9 @@ func (v *PodValidator) organizationOf(ctx context.Context, namespace string) (*t
 	return org, hard, nil
 }
 
-// submit queues a charge and waits for the batch that decides it. The first caller to find the
-// queue idle commits batches until it is empty.
+// submit queues a charge and waits for the batch that decides it. Each organization with
+// charges waiting has one goroutine committing its batches, so that no request waits for other
+// requests' batches after its own is decided.
 func (v *PodValidator) submit(org string, c *charge) error {
 	c.result = make(chan error, 1)
 	v.mu.Lock()
@@ -183,12 +185,17 @@ func (v *PodValidator) submit(org string, c *charge) error {
 
 	q.mu.Lock()
 	q.pending = append(q.pending, c)
-	if q.running {
-		q.mu.Unlock()
-		return <-c.result
+	if !q.running {
+		q.running = true
+		go v.drain(org, q)
 	}
-	q.running = true
 	q.mu.Unlock()
+	return <-c.result
+}
+
+// drain commits an organization's waiting charges, batch after batch, until none are left; then
+// it forgets the organization, so that the queues follow the organizations that create pods now.
+func (v *PodValidator) drain(org string, q *ledgerQueue) {
 	for {
 		q.mu.Lock()
 		batch := q.pending
@@ -203,7 +210,16 @@ func (v *PodValidator) submit(org string, c *charge) error {
 		v.commit(ctx, org, q, batch)
 		cancel()
 	}
-	return <-c.result
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	// A charge queued since is drained by the goroutine it started; a queue dropped here while a
+	// caller still holds it only costs batching, never correctness: every write is a
+	// compare-and-swap.
+	if !q.running && v.queue[org] == q {
+		delete(v.queue, org)
+	}
 }
 
 // commit decides a batch against the ledger and writes the admitted charges in one patch with
