@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -81,6 +83,10 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	if limit, ok := softMemoryLimit(os.Getenv("MEMORY_LIMIT"), os.Getenv("GOMEMLIMIT")); ok {
+		debug.SetMemoryLimit(limit)
+		log.Info("Keeping the heap under 90% of the container's memory limit", "bytes", limit)
+	}
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
@@ -191,4 +197,18 @@ func setupWebhooks(mgr ctrl.Manager, selfManaged bool, certOpts certs.Options) (
 		}
 		return (*checker)(req)
 	}, nil
+}
+
+// softMemoryLimit returns 90 % of the container's memory limit (MEMORY_LIMIT, in bytes, from the
+// downward API), so that Go collects harder as the heap nears the limit instead of the container
+// being killed. GOMEMLIMIT, when set, wins; so does an absent or unparsable limit.
+func softMemoryLimit(containerLimit, goMemLimit string) (int64, bool) {
+	if goMemLimit != "" || containerLimit == "" {
+		return 0, false
+	}
+	limit, err := strconv.ParseInt(containerLimit, 10, 64)
+	if err != nil || limit <= 0 {
+		return 0, false
+	}
+	return limit / 10 * 9, true
 }
