@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -63,7 +61,7 @@ var _ = BeforeSuite(func() {
 	ctx := context.Background()
 	rbac := filepath.Join("..", "..", "config", "rbac")
 	for _, f := range []string{"role.yaml", "metrics_auth_role.yaml", "metrics_reader_role.yaml"} {
-		createClusterRoles(ctx, filepath.Join(rbac, f))
+		Expect(controlplane.CreateClusterRoles(ctx, k8s, filepath.Join(rbac, f))).To(Succeed())
 	}
 	for _, role := range []string{"org-operator-manager-role", "org-operator-metrics-auth-role"} {
 		bindClusterRole(ctx, role, map[string]any{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "org-operator"})
@@ -122,26 +120,6 @@ func freeLoopbackAddress() string {
 	Expect(err).NotTo(HaveOccurred())
 	defer l.Close()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-}
-
-// createClusterRoles creates the ClusterRoles of a YAML file (the namespaced roles of role.yaml
-// are for the webhook certificate, which this suite does not need).
-func createClusterRoles(ctx context.Context, path string) {
-	GinkgoHelper()
-	f, err := os.Open(path)
-	Expect(err).NotTo(HaveOccurred())
-	defer f.Close()
-	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
-	for {
-		obj := &unstructured.Unstructured{}
-		if err := dec.Decode(&obj.Object); err != nil {
-			break
-		}
-		if obj.GetKind() != "ClusterRole" {
-			continue
-		}
-		Expect(k8s.Create(ctx, obj)).To(Succeed())
-	}
 }
 
 // bindClusterRole binds a ClusterRole to one subject cluster-wide.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -17,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -102,7 +100,7 @@ func (e *Env) startOperator(root string, opts Options) error {
 	ctx := context.Background()
 	// The roles a real install has: the generated manager role and the role handed to admins.
 	for _, f := range []string{"role.yaml", "organization_admin_role.yaml", "orgoperator_viewer_role.yaml", "orgoperator_editor_role.yaml"} {
-		if err := e.createFromFile(ctx, filepath.Join(root, "config", "rbac", f)); err != nil {
+		if err := controlplane.CreateClusterRoles(ctx, e.Admin, filepath.Join(root, "config", "rbac", f)); err != nil {
 			return err
 		}
 	}
@@ -176,29 +174,6 @@ func waitForWebhookServer(s webhook.Server, timeout time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// createFromFile creates every ClusterRole in a YAML file.
-func (e *Env) createFromFile(ctx context.Context, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
-	for {
-		role := &rbacv1.ClusterRole{}
-		if err := dec.Decode(role); err != nil {
-			break
-		}
-		if role.Kind != "ClusterRole" || role.Name == "" {
-			continue
-		}
-		if err := e.Admin.Create(ctx, role); err != nil {
-			return fmt.Errorf("creating ClusterRole %s from %s: %w", role.Name, path, err)
-		}
-	}
-	return nil
 }
 
 // ClientAs returns an uncached client that impersonates a user, as a tenant's kubectl would.

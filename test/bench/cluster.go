@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -126,7 +125,7 @@ func (c *cluster) setup(ctx context.Context, cfg *config, workDir string) error 
 	// The operator's permissions: the generated role, and the role it binds for organization admins.
 	admin := c.clients[agentCreate]
 	for _, f := range []string{"role.yaml", "organization_admin_role.yaml"} {
-		if err := createClusterRoles(ctx, admin, filepath.Join(cfg.repo, "config", "rbac", f)); err != nil {
+		if err := controlplane.CreateClusterRoles(ctx, admin, filepath.Join(cfg.repo, "config", "rbac", f)); err != nil {
 			return err
 		}
 	}
@@ -147,29 +146,6 @@ func (c *cluster) setup(ctx context.Context, cfg *config, workDir string) error 
 	}
 	c.operatorKubeconfig, err = writeFile(workDir, "operator.kubeconfig", string(kubeconfig))
 	return err
-}
-
-// createClusterRoles creates every ClusterRole in a YAML file.
-func createClusterRoles(ctx context.Context, c client.Client, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
-	for {
-		role := &rbacv1.ClusterRole{}
-		if err := dec.Decode(role); err != nil {
-			break
-		}
-		if role.Kind != "ClusterRole" || role.Name == "" {
-			continue
-		}
-		if err := c.Create(ctx, role); err != nil {
-			return fmt.Errorf("creating ClusterRole %s from %s: %w", role.Name, path, err)
-		}
-	}
-	return nil
 }
 
 // managerArgs are the flags of bin/manager for this run.
