@@ -60,7 +60,7 @@ bench: build control-plane ## Benchmark the operator on a local control plane (m
 
 .PHONY: bench-go
 bench-go: ## Go benchmarks of the hot pure functions, with allocations.
-	go test -run '^$$' -bench . -benchmem ./internal/usage/ ./internal/membership/ ./internal/quota/ ./internal/ledger/
+	go test -run '^$$' -bench . -benchmem ./internal/podcache/ ./internal/membership/ ./internal/quota/ ./internal/ledger/
 
 .PHONY: control-plane
 control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl from Go modules (cached).

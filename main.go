@@ -27,6 +27,7 @@ import (
 	"github.com/orgoperator/org-operator/controllers"
 	"github.com/orgoperator/org-operator/internal/certs"
 	orgmetrics "github.com/orgoperator/org-operator/internal/metrics"
+	"github.com/orgoperator/org-operator/internal/podcache"
 	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
 )
 
@@ -139,13 +140,22 @@ func main() {
 		log.Error(err, "Unable to register the organization metrics")
 		os.Exit(1)
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency, QuotaLedger: enableWebhooks}); err != nil {
+	// Pods are kept compact, outside the manager's cache: usage and the quota ledger read them.
+	pods, err := podcache.New(mgr.GetConfig())
+	if err == nil {
+		err = mgr.Add(pods)
+	}
+	if err != nil {
+		log.Error(err, "Unable to set up the pod cache")
+		os.Exit(1)
+	}
+	if err := controllers.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: concurrency, QuotaLedger: enableWebhooks, Pods: pods}); err != nil {
 		log.Error(err, "Unable to set up controllers")
 		os.Exit(1)
 	}
 	readyz := healthz.Ping
 	if enableWebhooks {
-		if readyz, err = setupWebhooks(mgr, selfManaged, certOpts); err != nil {
+		if readyz, err = setupWebhooks(mgr, selfManaged, certOpts, orgwebhook.Options{Pods: pods}); err != nil {
 			log.Error(err, "Unable to set up webhooks")
 			os.Exit(1)
 		}
@@ -169,9 +179,9 @@ func main() {
 // server. With self-managed certificates, the server is created only once the rotator has written
 // the certificate files, since it cannot start without them: the manager adds a webhook server
 // to its runnables on first use, and starts it at once when it is already running.
-func setupWebhooks(mgr ctrl.Manager, selfManaged bool, certOpts certs.Options) (healthz.Checker, error) {
+func setupWebhooks(mgr ctrl.Manager, selfManaged bool, certOpts certs.Options, opts orgwebhook.Options) (healthz.Checker, error) {
 	if !selfManaged {
-		if err := orgwebhook.SetupWithManager(mgr, orgwebhook.Options{}); err != nil {
+		if err := orgwebhook.SetupWithManager(mgr, opts); err != nil {
 			return nil, err
 		}
 		return mgr.GetWebhookServer().StartedChecker(), nil
@@ -183,7 +193,7 @@ func setupWebhooks(mgr ctrl.Manager, selfManaged bool, certOpts certs.Options) (
 	var started atomic.Pointer[healthz.Checker]
 	go func() {
 		<-ready
-		if err := orgwebhook.SetupWithManager(mgr, orgwebhook.Options{}); err != nil {
+		if err := orgwebhook.SetupWithManager(mgr, opts); err != nil {
 			ctrl.Log.WithName("setup").Error(err, "Unable to set up webhooks")
 			os.Exit(1)
 		}

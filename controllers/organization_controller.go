@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,10 +27,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/membership"
+	"github.com/orgoperator/org-operator/internal/podcache"
 )
 
 // OrganizationReconciler keeps an organization's home namespace and status: its namespaces,
@@ -45,6 +46,8 @@ type OrganizationReconciler struct {
 	Clock clock.PassiveClock
 	// QuotaLedger settles the quota ledger the pod webhook charges; see Options.
 	QuotaLedger bool
+	// Pods is the compact pod cache.
+	Pods *podcache.Cache
 }
 
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations,verbs=get;list;watch;update;patch
@@ -249,7 +252,7 @@ func (r *OrganizationReconciler) reconcileDelete(ctx context.Context, org *tenan
 	case tenancyv1alpha1.DeletionPolicyCascade:
 		toDelete = namespaces
 	default:
-		blocking, err := inventory.Blocking(ctx, r.Client, namesOf(namespaces, func(*corev1.Namespace) bool { return true }))
+		blocking, err := inventory.Blocking(ctx, r.Client, r.Pods, namesOf(namespaces, func(*corev1.Namespace) bool { return true }))
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -323,7 +326,8 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		Owns(&corev1.LimitRange{}).
 		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
 		Owns(&rbacv1.ClusterRoleBinding{}).
-		Watches(&corev1.Pod{}, toOrganizationSoon, builder.WithPredicates(podUsageChanged())).
+		WatchesRawSource(&source.Informer{Informer: r.Pods.Informer(), Handler: toOrganizationSoon,
+			Predicates: []predicate.Predicate{podUsageChanged()}}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
 	for _, kind := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.Service{}, &corev1.PersistentVolumeClaim{}} {
 		b = b.Watches(kind, toOrganization, builder.OnlyMetadata, builder.WithPredicates(createdOrDeleted()))
@@ -452,26 +456,14 @@ func reservationAdded() predicate.Predicate {
 func podUsageChanged() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*corev1.Pod)
-			n, ok2 := e.ObjectNew.(*corev1.Pod)
+			o, ok1 := e.ObjectOld.(*podcache.Pod)
+			n, ok2 := e.ObjectNew.(*podcache.Pod)
 			if !ok1 || !ok2 {
 				return true
 			}
-			return o.Status.Phase != n.Status.Phase ||
-				!equality.Semantic.DeepEqual(containerResources(o), containerResources(n))
+			return o.Terminal != n.Terminal || o.Requests != n.Requests || o.Limits != n.Limits
 		},
 	}
-}
-
-func containerResources(p *corev1.Pod) []corev1.ResourceRequirements {
-	out := make([]corev1.ResourceRequirements, 0, len(p.Spec.Containers)+len(p.Spec.InitContainers))
-	for _, c := range p.Spec.InitContainers {
-		out = append(out, c.Resources)
-	}
-	for _, c := range p.Spec.Containers {
-		out = append(out, c.Resources)
-	}
-	return out
 }
 
 // createdOrDeleted passes only creations and deletions: counts are all usage reads from these kinds.

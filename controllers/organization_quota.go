@@ -19,6 +19,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/ledger"
+	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/quota"
 	"github.com/orgoperator/org-operator/internal/subscription"
 )
@@ -194,13 +195,13 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 // and drops those whose pod was never created. The status patch that carries the result holds
 // an optimistic lock, so a charge the webhook made meanwhile makes it conflict, not vanish.
 func (r *OrganizationReconciler) settleLedger(ctx context.Context, org *tenancyv1alpha1.Organization, namespaces []string) (*tenancyv1alpha1.QuotaLedger, time.Duration, error) {
-	var pods []corev1.Pod
+	var pods []*podcache.Pod
 	for _, ns := range namespaces {
-		list := &corev1.PodList{}
-		if err := r.List(ctx, list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil { // read only
+		list, err := r.Pods.InNamespace(ns)
+		if err != nil {
 			return nil, 0, err
 		}
-		pods = append(pods, list.Items...)
+		pods = append(pods, list...)
 	}
 	observed, seen := ledger.Observe(pods)
 	now := r.Clock.Now()

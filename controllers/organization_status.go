@@ -10,6 +10,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/usage"
 )
 
@@ -63,7 +64,7 @@ func (r *OrganizationReconciler) observeUsage(ctx context.Context, org *tenancyv
 	compute := usage.Compute{}
 	perNamespace := make([]tenancyv1alpha1.NamespaceUsage, 0, min(len(namespaces), maxNamespaceUsages))
 	for _, ns := range namespaces {
-		u, err := inventory.NamespaceUsage(ctx, r.Client, ns)
+		u, err := inventory.NamespaceUsage(ctx, r.Client, r.Pods, ns)
 		if err != nil {
 			return err
 		}
@@ -74,7 +75,7 @@ func (r *OrganizationReconciler) observeUsage(ctx context.Context, org *tenancyv
 		}
 	}
 	if compute.Requests == nil {
-		_, compute = usage.SumPods(nil)
+		_, compute = podcache.Sum(nil)
 	}
 	org.Status.Usage = &tenancyv1alpha1.OrganizationUsage{
 		NamespaceCount: int32(len(namespaces)),

@@ -36,8 +36,10 @@ import (
 // binding it to the ClusterRole of its kubernetesRole, plus the organization-admin binding for admins.
 type OrganizationMemberReconciler struct {
 	client.Client
-	Recorder recorder.EventRecorder
-	Clock    clock.PassiveClock
+	// APIReader reads from the API server, for a RoleBinding the cache has not seen yet.
+	APIReader client.Reader
+	Recorder  recorder.EventRecorder
+	Clock     clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationmembers,verbs=get;list;watch;update;patch
@@ -203,10 +205,13 @@ func (r *OrganizationMemberReconciler) roleBindingWrite(ctx context.Context, key
 	switch {
 	case !ok:
 		return func() (int, error) {
-			if err := r.Create(ctx, want); err != nil {
-				if apierrors.IsAlreadyExists(err) {
-					err = fmt.Errorf("RoleBinding %s exists and was not created by org-operator; remove or rename it", key)
-				}
+			err := r.Create(ctx, want)
+			if apierrors.IsAlreadyExists(err) {
+				// Made by an earlier reconcile that the cache has not caught up with, or by
+				// someone else: only the latter is an error.
+				return 0, r.checkExistingRoleBinding(ctx, key, want)
+			}
+			if err != nil {
 				return 0, err
 			}
 			log.V(1).Info("Created RoleBinding", "roleBinding", klog.KObj(want))
@@ -244,6 +249,20 @@ func (r *OrganizationMemberReconciler) roleBindingWrite(ctx context.Context, key
 		}
 	}
 	return nil
+}
+
+// checkExistingRoleBinding reads a RoleBinding that a create found existing from the API server
+// and accepts it if it is the one the member should have.
+func (r *OrganizationMemberReconciler) checkExistingRoleBinding(ctx context.Context, key string, want *rbacv1.RoleBinding) error {
+	have := &rbacv1.RoleBinding{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), have); err != nil {
+		return fmt.Errorf("reading RoleBinding %s: %w", key, err)
+	}
+	if have.RoleRef == want.RoleRef && hasAll(have.Labels, want.Labels) && slices.Equal(have.OwnerReferences, want.OwnerReferences) &&
+		equality.Semantic.DeepEqual(have.Subjects, want.Subjects) {
+		return nil
+	}
+	return fmt.Errorf("RoleBinding %s exists and was not created by org-operator; remove or rename it", key)
 }
 
 // runParallel runs writes, at most limit at a time, and returns how many writes they made and
@@ -348,7 +367,7 @@ func (r *OrganizationMemberReconciler) organizationGone(ctx context.Context, nam
 // SetupWithManager registers the controller and the watches that map changes to members.
 func (r *OrganizationMemberReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&tenancyv1alpha1.OrganizationMember{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&tenancyv1alpha1.OrganizationMember{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, readyChanged()))).
 		Watches(&rbacv1.RoleBinding{}, handler.EnqueueRequestsFromMapFunc(roleBindingToMember)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToMembers),
 			builder.WithPredicates(namespaceChanged())).

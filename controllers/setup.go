@@ -16,6 +16,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/podcache"
 )
 
 // Field indexes on the cache.
@@ -37,10 +38,12 @@ type Options struct {
 	// the organization-wide quota is the whole quota, since the ledger enforces the sum. Without
 	// it, each namespace's share is its usage plus the organization's headroom.
 	QuotaLedger bool
+	// Pods is the compact pod cache usage and the ledger read; it must be added to the manager.
+	Pods *podcache.Cache
 }
 
 // CacheOptions keep the informer caches small: RBAC objects are cached only when the operator
-// made them, and pods are stripped to the fields usage reads, since clusters hold many of them.
+// made them. Pods are not in this cache at all but in the compact podcache.
 func CacheOptions() cache.Options {
 	member, err := labels.NewRequirement(tenancyv1alpha1.MemberLabel, selection.Exists, nil)
 	if err != nil {
@@ -58,43 +61,8 @@ func CacheOptions() cache.Options {
 			&rbacv1.ClusterRoleBinding{}: {Label: labels.NewSelector().Add(*managed)},
 			&corev1.ResourceQuota{}:      {Label: labels.NewSelector().Add(*managed)},
 			&corev1.LimitRange{}:         {Label: labels.NewSelector().Add(*managed)},
-			&corev1.Pod{}:                {Transform: trimPod},
 		},
 	}
-}
-
-// trimPod keeps what usage needs: identity, phase and the resources of the containers.
-func trimPod(obj any) (any, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
-	}
-	trimmed := &corev1.Pod{
-		TypeMeta: pod.TypeMeta,
-		ObjectMeta: ctrl.ObjectMeta{
-			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID,
-			ResourceVersion: pod.ResourceVersion, DeletionTimestamp: pod.DeletionTimestamp,
-		},
-		Spec: corev1.PodSpec{
-			Containers:     trimContainers(pod.Spec.Containers),
-			InitContainers: trimContainers(pod.Spec.InitContainers),
-			Overhead:       pod.Spec.Overhead,
-			Resources:      pod.Spec.Resources,
-		},
-		Status: corev1.PodStatus{Phase: pod.Status.Phase},
-	}
-	return trimmed, nil
-}
-
-func trimContainers(in []corev1.Container) []corev1.Container {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]corev1.Container, len(in))
-	for i, c := range in {
-		out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
-	}
-	return out
 }
 
 // SetupWithManager registers the indexes and both controllers.
@@ -104,6 +72,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
+	}
+	if opts.Pods == nil {
+		return fmt.Errorf("controllers need the pod cache (Options.Pods)")
 	}
 	ctx := context.Background()
 	indexer := mgr.GetFieldIndexer()
@@ -131,6 +102,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&OrganizationReconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
+		Pods:        opts.Pods,
 		Recorder:    mgr.GetEventRecorder("organization-controller"),
 		Clock:       opts.Clock,
 		QuotaLedger: opts.QuotaLedger,
@@ -138,7 +110,8 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("setting up the organization controller: %w", err)
 	}
 	if err := (&OrganizationMemberReconciler{
-		Client:   mgr.GetClient(),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("organizationmember-controller"),
 		Clock:    opts.Clock,
 	}).SetupWithManager(mgr, opts); err != nil {

@@ -15,6 +15,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
@@ -142,4 +144,32 @@ func removeFinalizer(ctx context.Context, c client.Client, obj client.Object, fi
 	base := obj.DeepCopyObject().(client.Object)
 	controllerutil.RemoveFinalizer(obj, finalizer)
 	return client.IgnoreNotFound(c.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
+}
+
+// readyChanged passes updates that change an object's Ready condition, its own status writes
+// included. The reconcile that follows compares against the status as stored: if the write was
+// made from a stale cache (a later reconcile saw the world as it was before an earlier write), the
+// difference shows and is fixed, instead of waiting for the next change. When all is in place it
+// reads the cache and writes nothing.
+func readyChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(conditioned)
+			n, ok2 := e.ObjectNew.(conditioned)
+			if !ok1 || !ok2 {
+				return false
+			}
+			a := meta.FindStatusCondition(o.GetConditions(), tenancyv1alpha1.ReadyCondition)
+			b := meta.FindStatusCondition(n.GetConditions(), tenancyv1alpha1.ReadyCondition)
+			return (a == nil) != (b == nil) || (a != nil && (a.Status != b.Status || a.Reason != b.Reason || a.Message != b.Message))
+		},
+	}
+}
+
+// conditioned objects expose their status conditions.
+type conditioned interface {
+	GetConditions() []metav1.Condition
 }

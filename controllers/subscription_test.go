@@ -113,7 +113,7 @@ var _ = Describe("Subscriptions and quotas", func() {
 
 		By("a restarted operator, with no memory, reaches the same state and writes nothing")
 		counter := &writeCounter{Client: mgrClient}
-		fresh := &controllers.OrganizationReconciler{Client: counter, Recorder: events.NewFakeRecorder(10), Clock: clock}
+		fresh := &controllers.OrganizationReconciler{Client: counter, Recorder: events.NewFakeRecorder(10), Clock: clock, Pods: env.Pods}
 		Eventually(func(g Gomega) {
 			cached := &tenancyv1alpha1.Organization{}
 			g.Expect(mgrClient.Get(ctx, client.ObjectKey{Name: name}, cached)).To(Succeed())

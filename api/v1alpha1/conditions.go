@@ -1,5 +1,7 @@
 package v1alpha1
 
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 // Condition types. Ready summarises the others and is always present; tools that follow kstatus
 // conventions (kubectl wait, Flux, Argo CD health checks) read it together with observedGeneration.
 const (
@@ -77,3 +79,9 @@ const (
 	// OverQuotaReason: the organization is over at least one quota.
 	OverQuotaReason = "OverQuota"
 )
+
+// GetConditions returns the organization's status conditions.
+func (o *Organization) GetConditions() []metav1.Condition { return o.Status.Conditions }
+
+// GetConditions returns the member's status conditions.
+func (m *OrganizationMember) GetConditions() []metav1.Condition { return m.Status.Conditions }

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/usage"
 )
 
@@ -56,14 +57,13 @@ type Usage struct {
 }
 
 // NamespaceUsage counts one namespace's objects and sums its pods' resources.
-func NamespaceUsage(ctx context.Context, r client.Reader, namespace string) (Usage, error) {
+func NamespaceUsage(ctx context.Context, r client.Reader, pods podcache.Lister, namespace string) (Usage, error) {
 	var u Usage
-	pods := &corev1.PodList{}
-	// Read-only use: the cache's own objects, without a deep copy of every pod.
-	if err := r.List(ctx, pods, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+	list, err := pods.InNamespace(namespace)
+	if err != nil {
 		return u, fmt.Errorf("listing pods in %s: %w", namespace, err)
 	}
-	u.Pods, u.Compute = usage.SumPods(pods.Items)
+	u.Pods, u.Compute = podcache.Sum(list)
 	for _, c := range []struct {
 		into *int32
 		gvk  schema.GroupVersionKind
@@ -86,10 +86,10 @@ func NamespaceUsage(ctx context.Context, r client.Reader, namespace string) (Usa
 // Blocking describes, per namespace, the workloads and data that keep an organization with
 // deletionPolicy Block: pods that are not finished, Deployments, StatefulSets and
 // PersistentVolumeClaims. It is empty when nothing blocks.
-func Blocking(ctx context.Context, r client.Reader, namespaces []string) ([]string, error) {
+func Blocking(ctx context.Context, r client.Reader, pods podcache.Lister, namespaces []string) ([]string, error) {
 	var out []string
 	for _, ns := range namespaces {
-		u, err := NamespaceUsage(ctx, r, ns)
+		u, err := NamespaceUsage(ctx, r, pods, ns)
 		if err != nil {
 			return nil, err
 		}

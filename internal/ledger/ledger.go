@@ -15,9 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
-	resourcehelper "k8s.io/component-helpers/resource"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/usage"
 )
 
@@ -47,9 +47,6 @@ var charged = map[corev1.ResourceName]corev1.ResourceName{
 	corev1.ResourceLimitsEphemeralStorage:   corev1.ResourceLimitsEphemeralStorage,
 }
 
-// computed are the resources whose requests and limits a pod's usage carries.
-var computed = []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage}
-
 // Enforced returns the part of an organization-wide quota that the ledger enforces: the
 // resources pods use. The rest (count/deployments.apps, requests.storage, ...) is left to the
 // namespaces' ResourceQuotas.
@@ -70,28 +67,44 @@ func Enforced(hard corev1.ResourceList) corev1.ResourceList {
 // and the scheduler do (init containers, sidecars, overhead and pod-level resources included).
 // Only non-zero entries are kept.
 func PodUsage(pod *corev1.Pod) corev1.ResourceList {
+	return CompactUsage(podcache.FromPod(pod))
+}
+
+// CompactUsage is PodUsage of a cached pod: the webhook and the controller charge the same.
+func CompactUsage(p *podcache.Pod) corev1.ResourceList {
 	out := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}
-	add := func(prefix string, from corev1.ResourceList) {
-		for _, name := range computed {
-			if q, ok := from[name]; ok && !q.IsZero() {
-				out[corev1.ResourceName(prefix+string(name))] = resource.MustParse(q.String())
-			}
+	for _, e := range []struct {
+		name  corev1.ResourceName
+		value int64
+		milli bool
+	}{
+		{corev1.ResourceRequestsCPU, p.Requests.CPU, true},
+		{corev1.ResourceRequestsMemory, p.Requests.Memory, false},
+		{corev1.ResourceRequestsEphemeralStorage, p.Requests.EphemeralStorage, false},
+		{corev1.ResourceLimitsCPU, p.Limits.CPU, true},
+		{corev1.ResourceLimitsMemory, p.Limits.Memory, false},
+		{corev1.ResourceLimitsEphemeralStorage, p.Limits.EphemeralStorage, false},
+	} {
+		switch {
+		case e.value == 0:
+		case e.milli:
+			out[e.name] = resource.MustParse(resource.NewMilliQuantity(e.value, resource.DecimalSI).String())
+		default:
+			out[e.name] = resource.MustParse(resource.NewQuantity(e.value, resource.BinarySI).String())
 		}
 	}
-	add("requests.", resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}))
-	add("limits.", resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{}))
 	return out
 }
 
 // Observe sums the usage of the pods that count (not Succeeded or Failed) and returns the UIDs of
 // all of them, counted or not: a reservation whose pod is among them is settled.
-func Observe(pods []corev1.Pod) (corev1.ResourceList, map[types.UID]bool) {
+func Observe(pods []*podcache.Pod) (corev1.ResourceList, map[types.UID]bool) {
 	lists := make([]corev1.ResourceList, 0, len(pods))
 	seen := make(map[types.UID]bool, len(pods))
-	for i := range pods {
-		seen[pods[i].UID] = true
-		if !usage.Terminal(&pods[i]) {
-			lists = append(lists, PodUsage(&pods[i]))
+	for _, p := range pods {
+		seen[p.UID] = true
+		if !p.Terminal {
+			lists = append(lists, CompactUsage(p))
 		}
 	}
 	return sum(lists...), seen

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/podcache"
 )
 
 func list(kv ...string) corev1.ResourceList {
@@ -72,7 +73,7 @@ func TestObserve(t *testing.T) {
 	running.UID = "a"
 	done := podWith(list("cpu", "2"), nil)
 	done.UID, done.Status.Phase = "b", corev1.PodSucceeded
-	used, seen := Observe([]corev1.Pod{*running, *done})
+	used, seen := Observe([]*podcache.Pod{podcache.FromPod(running), podcache.FromPod(done)})
 	if !sameList(used, list("pods", "1", "requests.cpu", "1")) {
 		t.Errorf("used = %v: a Succeeded pod must not count", used)
 	}

@@ -18,6 +18,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -28,6 +29,7 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/controllers"
 	"github.com/orgoperator/org-operator/internal/controlplane"
+	"github.com/orgoperator/org-operator/internal/podcache"
 	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
 )
 
@@ -52,8 +54,10 @@ type Env struct {
 	Scheme *runtime.Scheme
 	// Manager runs the operator; its client reads from the operator's cache.
 	Manager manager.Manager
-	cancel  context.CancelFunc
-	done    chan error
+	// Pods is the operator's compact pod cache.
+	Pods   *podcache.Cache
+	cancel context.CancelFunc
+	done   chan error
 }
 
 // Scheme returns a scheme with the built-in kinds and the operator's.
@@ -136,13 +140,22 @@ func (e *Env) startOperator(root string, opts Options) error {
 	if err != nil {
 		return err
 	}
+	pods, err := podcache.New(cfg)
+	if err != nil {
+		return err
+	}
+	e.Pods = pods
+	if err := e.Manager.Add(pods); err != nil {
+		return err
+	}
 	// The pod webhook charges the quota ledger that the controller settles.
 	opts.Controllers.QuotaLedger = opts.Webhooks
+	opts.Controllers.Pods = pods
 	if err := controllers.SetupWithManager(e.Manager, opts.Controllers); err != nil {
 		return err
 	}
 	if opts.Webhooks {
-		if err := orgwebhook.SetupWithManager(e.Manager, orgwebhook.Options{Clock: opts.Controllers.Clock}); err != nil {
+		if err := orgwebhook.SetupWithManager(e.Manager, orgwebhook.Options{Clock: opts.Controllers.Clock, Pods: pods}); err != nil {
 			return err
 		}
 	}
@@ -150,7 +163,7 @@ func (e *Env) startOperator(root string, opts Options) error {
 	mgrCtx, e.cancel = context.WithCancel(context.Background())
 	e.done = make(chan error, 1)
 	go func() { e.done <- e.Manager.Start(mgrCtx) }()
-	if !e.Manager.GetCache().WaitForCacheSync(mgrCtx) {
+	if !e.Manager.GetCache().WaitForCacheSync(mgrCtx) || !toolscache.WaitForCacheSync(mgrCtx.Done(), pods.Informer().HasSynced) {
 		return errors.New("the operator's cache did not sync")
 	}
 	if opts.Webhooks {

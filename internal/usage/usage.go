@@ -4,7 +4,6 @@ package usage
 import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // Resources whose requests and limits are summed.
@@ -34,24 +33,6 @@ type Compute struct {
 // ResourceQuota decides.
 func Terminal(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
-}
-
-// SumPods counts the pods that are not terminal and sums their cpu and memory requests and limits
-// the way the scheduler and ResourceQuota do (init containers, sidecars, pod overhead and
-// pod-level resources included). The result always has cpu and memory entries.
-func SumPods(pods []corev1.Pod) (int32, Compute) {
-	c := Compute{Requests: zero(), Limits: zero()}
-	var n int32
-	for i := range pods {
-		pod := &pods[i]
-		if Terminal(pod) {
-			continue
-		}
-		n++
-		addSelected(c.Requests, resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}))
-		addSelected(c.Limits, resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{}))
-	}
-	return n, c
 }
 
 func zero() corev1.ResourceList {

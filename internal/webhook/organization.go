@@ -17,6 +17,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/validation"
 )
 
@@ -58,6 +59,8 @@ func (d *OrganizationDefaulter) Default(ctx context.Context, org *tenancyv1alpha
 // and deletionPolicy Block holds while workloads remain.
 type OrganizationValidator struct {
 	Reader client.Reader
+	// Pods lists the pods that keep an organization with deletionPolicy Block.
+	Pods podcache.Lister
 }
 
 // ValidateCreate rejects a name that is invalid, reserved, or taken by a namespace that is not
@@ -175,7 +178,7 @@ func (v *OrganizationValidator) ValidateDelete(ctx context.Context, org *tenancy
 	for _, ns := range namespaces {
 		names = append(names, ns.Name)
 	}
-	blocking, err := inventory.Blocking(ctx, v.Reader, names)
+	blocking, err := inventory.Blocking(ctx, v.Reader, v.Pods, names)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}

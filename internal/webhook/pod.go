@@ -20,6 +20,7 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/ledger"
+	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/usage"
 )
 
@@ -59,7 +60,9 @@ type PodValidator struct {
 	APIReader client.Reader
 	// Writer patches the organization's status.
 	Writer client.Client
-	Clock  clock.PassiveClock
+	// Pods is the compact pod cache, for an organization that has no ledger yet.
+	Pods  podcache.Lister
+	Clock clock.PassiveClock
 
 	mu    sync.Mutex
 	queue map[string]*ledgerQueue
@@ -330,13 +333,13 @@ func (v *PodValidator) observe(ctx context.Context, org string) (*tenancyv1alpha
 	if err != nil {
 		return nil, err
 	}
-	var pods []corev1.Pod
+	var pods []*podcache.Pod
 	for _, ns := range namespaces {
-		list := &corev1.PodList{}
-		if err := v.Reader.List(ctx, list, client.InNamespace(ns.Name), client.UnsafeDisableDeepCopy); err != nil { // read only
+		list, err := v.Pods.InNamespace(ns.Name)
+		if err != nil {
 			return nil, err
 		}
-		pods = append(pods, list.Items...)
+		pods = append(pods, list...)
 	}
 	observed, _ := ledger.Observe(pods)
 	return &tenancyv1alpha1.QuotaLedger{Observed: observed}, nil

@@ -14,12 +14,15 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/podcache"
 )
 
 // Options configure the webhooks.
 type Options struct {
 	// Clock tells the time for defaults; the real clock if nil.
 	Clock clock.PassiveClock
+	// Pods is the compact pod cache the controllers also read.
+	Pods podcache.Lister
 }
 
 // SetupWithManager registers every webhook on the manager's webhook server. They read from the
@@ -28,10 +31,13 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	if opts.Pods == nil {
+		return fmt.Errorf("webhooks need the pod cache (Options.Pods)")
+	}
 	c := mgr.GetClient()
 	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.Organization{}).
 		WithDefaulter(&OrganizationDefaulter{Clock: opts.Clock}).
-		WithValidator(&OrganizationValidator{Reader: c}).
+		WithValidator(&OrganizationValidator{Reader: c, Pods: opts.Pods}).
 		Complete(); err != nil {
 		return fmt.Errorf("organization webhooks: %w", err)
 	}
@@ -47,7 +53,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("namespace webhook: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Pod{}).
-		WithValidator(&PodValidator{Reader: c, APIReader: mgr.GetAPIReader(), Writer: c, Clock: opts.Clock}).
+		WithValidator(&PodValidator{Reader: c, APIReader: mgr.GetAPIReader(), Writer: c, Pods: opts.Pods, Clock: opts.Clock}).
 		Complete(); err != nil {
 		return fmt.Errorf("pod webhook: %w", err)
 	}
