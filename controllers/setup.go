@@ -112,8 +112,8 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&OrganizationMemberReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder("organizationmember-controller"),
-		Clock:    opts.Clock,
+		Recorder:  mgr.GetEventRecorder("organizationmember-controller"),
+		Clock:     opts.Clock,
 	}).SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the organization member controller: %w", err)
 	}
