@@ -195,13 +195,9 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 // and drops those whose pod was never created. The status patch that carries the result holds
 // an optimistic lock, so a charge the webhook made meanwhile makes it conflict, not vanish.
 func (r *OrganizationReconciler) settleLedger(ctx context.Context, org *tenancyv1alpha1.Organization, namespaces []string) (*tenancyv1alpha1.QuotaLedger, time.Duration, error) {
-	var pods []*podcache.Pod
-	for _, ns := range namespaces {
-		list, err := r.Pods.InNamespace(ns)
-		if err != nil {
-			return nil, 0, err
-		}
-		pods = append(pods, list...)
+	pods, err := podcache.InNamespaces(r.Pods, namespaces)
+	if err != nil {
+		return nil, 0, err
 	}
 	observed, seen := ledger.Observe(pods)
 	now := r.Clock.Now()

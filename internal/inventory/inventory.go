@@ -1,5 +1,6 @@
-// Package inventory reads, from the manager's cache, which namespaces belong to an organization
-// and what they hold. The organization controller and the admission webhooks share it.
+// Package inventory reads which namespaces belong to an organization and what they hold: from the
+// manager's cache, and pods from the compact pod cache. The organization controller and the
+// admission webhooks share it.
 package inventory
 
 import (

@@ -107,6 +107,19 @@ type Lister interface {
 	InNamespace(namespace string) ([]*Pod, error)
 }
 
+// InNamespaces returns the pods of several namespaces, as the organization-wide ledger counts them.
+func InNamespaces(l Lister, namespaces []string) ([]*Pod, error) {
+	var out []*Pod
+	for _, ns := range namespaces {
+		pods, err := l.InNamespace(ns)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pods...)
+	}
+	return out, nil
+}
+
 // Cache is an informer over every pod that stores compact Pods, indexed by namespace. It runs in
 // every replica (the webhooks read it too).
 type Cache struct {

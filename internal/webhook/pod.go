@@ -333,13 +333,13 @@ func (v *PodValidator) observe(ctx context.Context, org string) (*tenancyv1alpha
 	if err != nil {
 		return nil, err
 	}
-	var pods []*podcache.Pod
-	for _, ns := range namespaces {
-		list, err := v.Pods.InNamespace(ns.Name)
-		if err != nil {
-			return nil, err
-		}
-		pods = append(pods, list...)
+	names := make([]string, len(namespaces))
+	for i := range namespaces {
+		names[i] = namespaces[i].Name
+	}
+	pods, err := podcache.InNamespaces(v.Pods, names)
+	if err != nil {
+		return nil, err
 	}
 	observed, _ := ledger.Observe(pods)
 	return &tenancyv1alpha1.QuotaLedger{Observed: observed}, nil
