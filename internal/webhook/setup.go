@@ -34,15 +34,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if opts.Pods == nil {
 		return fmt.Errorf("webhooks need the pod cache (Options.Pods)")
 	}
+	if err := registerDefaulting(mgr, &tenancyv1alpha1.Organization{}, &OrganizationDefaulter{Clock: opts.Clock}); err != nil {
+		return fmt.Errorf("organization webhooks: %w", err)
+	}
+	if err := registerDefaulting(mgr, &tenancyv1alpha1.OrganizationMember{}, &MemberDefaulter{}); err != nil {
+		return fmt.Errorf("organization member webhooks: %w", err)
+	}
 	c := mgr.GetClient()
 	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.Organization{}).
-		WithDefaulter(&OrganizationDefaulter{Clock: opts.Clock}).
 		WithValidator(&OrganizationValidator{Reader: c, Pods: opts.Pods}).
 		Complete(); err != nil {
 		return fmt.Errorf("organization webhooks: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.OrganizationMember{}).
-		WithDefaulter(&MemberDefaulter{}).
 		WithValidator(&MemberValidator{Reader: c}).
 		Complete(); err != nil {
 		return fmt.Errorf("organization member webhooks: %w", err)
