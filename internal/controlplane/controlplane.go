@@ -5,6 +5,13 @@
 // envtest starts etcd and the API server; kube-controller-manager is started beside them
 // because envtest runs no controllers: without it owner references never cascade, deleted
 // namespaces stay Terminating and ResourceQuota status is never computed.
+//
+// The components die with the process that started them, however it ends (a panic, a test
+// timeout, SIGKILL), on Linux: the kernel kills each one when its parent goes (PR_SET_PDEATHSIG).
+// kube-controller-manager is started here with that signal set. envtest starts etcd and
+// kube-apiserver itself and offers no hook for it, so Start points envtest at links named etcd
+// and kube-apiserver to this very binary: started under such a name with componentEnv set, the
+// binary's init sets the signal on itself and executes the real component in its place.
 package controlplane
 
 import (
@@ -13,8 +20,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -61,13 +71,18 @@ type ControlPlane struct {
 
 // Start starts etcd and kube-apiserver, installs the CRDs and, if asked, starts
 // kube-controller-manager. The caller must call Stop.
-func Start(opts Options) (*ControlPlane, error) {
+func Start(opts Options) (cp *ControlPlane, err error) {
 	if opts.BinDir == "" {
 		opts.BinDir = os.Getenv("KUBEBUILDER_ASSETS")
 	}
 	if opts.BinDir == "" {
 		return nil, errors.New("no control plane binaries: run hack/build-control-plane.sh and set KUBEBUILDER_ASSETS to the directory it prints")
 	}
+	onStarterThread(func() { cp, err = start(opts) })
+	return cp, err
+}
+
+func start(opts Options) (*ControlPlane, error) {
 	env := &envtest.Environment{
 		BinaryAssetsDirectory:    opts.BinDir,
 		CRDDirectoryPaths:        opts.CRDDirectoryPaths,
@@ -78,6 +93,16 @@ func Start(opts Options) (*ControlPlane, error) {
 	}
 	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.DataDir}
 	api := env.ControlPlane.GetAPIServer()
+	if dieWithParentSupported {
+		links, err := linkComponents(opts.BinDir)
+		if err != nil {
+			return nil, err
+		}
+		// The links are needed only while envtest executes the components, all within Start.
+		defer os.RemoveAll(links)
+		env.ControlPlane.Etcd.Path = filepath.Join(links, "etcd")
+		api.Path = filepath.Join(links, "kube-apiserver")
+	}
 	if opts.APIServerPort != 0 {
 		api.SecurePort = opts.APIServerPort
 	}
@@ -135,6 +160,7 @@ func (cp *ControlPlane) startControllerManager(binDir string, controllers []stri
 		"--concurrent-gc-syncs=10",
 	}
 	cmd := exec.Command(filepath.Join(binDir, "kube-controller-manager"), args...)
+	dieWithParent(cmd)
 	if out != nil {
 		cmd.Stdout, cmd.Stderr = out, out
 	} else if attach, _ := strconv.ParseBool(os.Getenv("KUBEBUILDER_ATTACH_CONTROL_PLANE_OUTPUT")); attach {
@@ -147,6 +173,84 @@ func (cp *ControlPlane) startControllerManager(binDir string, controllers []stri
 	cp.done = make(chan error, 1)
 	go func() { cp.done <- cmd.Wait() }()
 	return nil
+}
+
+// componentEnv, set while Start runs, says where the real binaries are and which process
+// started them: "<pid>:<directory>".
+const componentEnv = "ORG_OPERATOR_CONTROL_PLANE_COMPONENT"
+
+// envtestComponents are the components envtest starts, through links to this binary.
+var envtestComponents = []string{"etcd", "kube-apiserver"}
+
+func init() {
+	spec, ok := os.LookupEnv(componentEnv)
+	name := filepath.Base(os.Args[0])
+	if !ok || !slices.Contains(envtestComponents, name) {
+		return
+	}
+	pid, dir, _ := strings.Cut(spec, ":")
+	parent, err := strconv.Atoi(pid)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s=%q: %v\n", componentEnv, spec, err)
+		os.Exit(2)
+	}
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, componentEnv+"=") })
+	execDyingWithParent(filepath.Join(dir, name), os.Args[1:], env, parent)
+}
+
+// linkComponents makes a directory of links named after envtestComponents to this binary, and
+// sets componentEnv until Start returns.
+func linkComponents(binDir string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "org-operator-control-plane-")
+	if err != nil {
+		return "", err
+	}
+	for _, name := range envtestComponents {
+		if err := os.Symlink(self, filepath.Join(dir, name)); err != nil {
+			_ = os.RemoveAll(dir)
+			return "", err
+		}
+	}
+	abs, err := filepath.Abs(binDir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	// Start runs on the starter thread, one at a time, so no other Start sees this.
+	if err := os.Setenv(componentEnv, fmt.Sprintf("%d:%s", os.Getpid(), abs)); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// The kernel sends the parent-death signal when the thread that started the child ends, not the
+// process, and Go ends a thread when a goroutine locked to it exits. Components are therefore
+// started from one goroutine locked to its thread for the life of the process.
+var starter = sync.OnceValue(func() chan<- func() {
+	fns := make(chan func())
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+		for fn := range fns {
+			fn()
+		}
+	}()
+	return fns
+})
+
+// onStarterThread runs fn on the starter thread and waits for it.
+func onStarterThread(fn func()) {
+	done := make(chan struct{})
+	starter() <- func() {
+		defer close(done)
+		defer os.Unsetenv(componentEnv)
+		fn()
+	}
+	<-done
 }
 
 // AddUser provisions a user that authenticates with a client certificate and returns a config for it.

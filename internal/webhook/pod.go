@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -52,20 +53,32 @@ func init() {
 // are committed in batches by one goroutine per organization: each batch is decided pod by pod
 // against the ledger and written in one compare-and-swap, retried on conflict, so concurrent
 // requests, in any namespaces and through any replica, can never take the organization past its
-// limit.
+// limit. Build it with NewPodValidator.
 type PodValidator struct {
-	// Reader is the manager's cache.
-	Reader client.Reader
-	// APIReader reads from the API server, for a ledger the cache has not caught up with.
-	APIReader client.Reader
-	// Writer patches the organization's status.
-	Writer client.Client
-	// Pods is the compact pod cache, for an organization that has no ledger yet.
-	Pods  podcache.Lister
-	Clock clock.PassiveClock
+	// reader is the manager's cache.
+	reader client.Reader
+	// apiReader reads from the API server, for a ledger the cache has not caught up with.
+	apiReader client.Reader
+	// writer patches the organization's status.
+	writer client.Client
+	// pods is the compact pod cache, for an organization that has no ledger yet.
+	pods  podcache.Lister
+	clock clock.PassiveClock
 
 	mu    sync.Mutex
 	queue map[string]*ledgerQueue
+}
+
+// NewPodValidator returns the pod webhook. reader is the manager's cache, apiReader reads from
+// the API server, writer patches organizations' status and pods is the compact pod cache; all are
+// required.
+func NewPodValidator(reader, apiReader client.Reader, writer client.Client, pods podcache.Lister, clk clock.PassiveClock) *PodValidator {
+	for _, dep := range []any{reader, apiReader, writer, pods, clk} {
+		if v := reflect.ValueOf(dep); !v.IsValid() || (v.Kind() == reflect.Pointer && v.IsNil()) {
+			panic("webhook.NewPodValidator: every dependency is required")
+		}
+	}
+	return &PodValidator{reader: reader, apiReader: apiReader, writer: writer, pods: pods, clock: clk}
 }
 
 // ledgerQueue collects the charges waiting for one organization's ledger.
@@ -103,7 +116,7 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 		hard: hard,
 		reservation: tenancyv1alpha1.QuotaReservation{
 			UID: pod.UID, Namespace: req.Namespace, Name: pod.Name,
-			Time: metav1.NewTime(v.Clock.Now().UTC().Truncate(time.Second)), Usage: ledger.PodUsage(pod),
+			Time: metav1.NewTime(v.clock.Now().UTC().Truncate(time.Second)), Usage: ledger.PodUsage(pod),
 		},
 	}
 	if req.DryRun != nil && *req.DryRun {
@@ -138,14 +151,14 @@ func forbidden(pod *corev1.Pod, err error) error {
 // quota the ledger enforces; no organization when there is nothing to enforce.
 func (v *PodValidator) organizationOf(ctx context.Context, namespace string) (*tenancyv1alpha1.Organization, corev1.ResourceList, error) {
 	ns := &corev1.Namespace{}
-	if err := v.Reader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil && !apierrors.IsNotFound(err) {
+	if err := v.reader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil && !apierrors.IsNotFound(err) {
 		return nil, nil, apierrors.NewInternalError(err)
 	}
 	name := ns.Labels[tenancyv1alpha1.OrganizationLabel]
 	if name == "" {
 		// The API server sent the pod because the namespace carries the label: the cache has
 		// not seen the label yet. Ask the API server rather than let the pod through uncharged.
-		if err := v.APIReader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+		if err := v.apiReader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
 			return nil, nil, apierrors.NewInternalError(err)
 		}
 		if name = ns.Labels[tenancyv1alpha1.OrganizationLabel]; name == "" {
@@ -153,13 +166,13 @@ func (v *PodValidator) organizationOf(ctx context.Context, namespace string) (*t
 		}
 	}
 	org := &tenancyv1alpha1.Organization{}
-	if err := v.Reader.Get(ctx, types.NamespacedName{Name: name}, org); err != nil {
+	if err := v.reader.Get(ctx, types.NamespacedName{Name: name}, org); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil, nil
 		}
 		return nil, nil, apierrors.NewInternalError(err)
 	}
-	q, err := effectiveQuotas(ctx, v.Reader, org)
+	q, err := effectiveQuotas(ctx, v.reader, org)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -225,52 +238,9 @@ func (v *PodValidator) drain(org string, q *ledgerQueue) {
 	}
 }
 
-// commit decides a batch against the ledger and writes the admitted charges in one patch with
-// an optimistic lock; on conflict it reads the organization again and decides again.
+// commit decides a batch and answers each of its requests.
 func (v *PodValidator) commit(ctx context.Context, name string, q *ledgerQueue, batch []*charge) {
-	results := make([]error, len(batch))
-	var err error
-	for fresh := false; ; fresh = true {
-		var org *tenancyv1alpha1.Organization
-		if org, err = v.organization(ctx, name, q, fresh); err != nil {
-			break
-		}
-		before := org.DeepCopy()
-		l, admitted := org.Status.Quotas.LedgerOrNil(), 0
-		if l == nil {
-			if l, err = v.observe(ctx, name); err != nil {
-				break
-			}
-		}
-		for i, c := range batch {
-			var next *tenancyv1alpha1.QuotaLedger
-			next, results[i] = ledger.Reserve(name, l, c.hard, c.reservation)
-			if results[i] == nil {
-				l, admitted = next, admitted+1
-			}
-		}
-		if admitted < len(batch) && !fresh {
-			// A copy that is not the API server's may miss room the controller freed: refuse
-			// only on the ledger as it is now.
-			continue
-		}
-		if admitted == 0 {
-			break
-		}
-		if org.Status.Quotas == nil {
-			org.Status.Quotas = &tenancyv1alpha1.QuotaStatus{}
-		}
-		org.Status.Quotas.Ledger = l
-		err = v.Writer.Status().Patch(ctx, org, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-		if err == nil {
-			q.latest = org
-			break
-		}
-		if !apierrors.IsConflict(err) || ctx.Err() != nil {
-			break
-		}
-		ledgerConflicts.Inc()
-	}
+	results, err := v.decide(ctx, name, q, batch)
 	for i, c := range batch {
 		switch {
 		case err != nil:
@@ -289,6 +259,60 @@ func (v *PodValidator) commit(ctx context.Context, name string, q *ledgerQueue, 
 	}
 }
 
+// decide decides a batch against the ledger and writes the admitted charges in one patch with
+// an optimistic lock; on conflict it reads the organization again and decides again. A panic is
+// returned as an error: the batch runs outside the webhook server's own recovery, and its
+// requests must be answered.
+func (v *PodValidator) decide(ctx context.Context, name string, q *ledgerQueue, batch []*charge) (results []error, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	results = make([]error, len(batch))
+	for fresh := false; ; fresh = true {
+		var org *tenancyv1alpha1.Organization
+		if org, err = v.organization(ctx, name, q, fresh); err != nil {
+			return nil, err
+		}
+		before := org.DeepCopy()
+		l, admitted := org.Status.Quotas.LedgerOrNil(), 0
+		if l == nil {
+			if l, err = v.observe(ctx, name); err != nil {
+				return nil, err
+			}
+		}
+		for i, c := range batch {
+			var next *tenancyv1alpha1.QuotaLedger
+			next, results[i] = ledger.Reserve(name, l, c.hard, c.reservation)
+			if results[i] == nil {
+				l, admitted = next, admitted+1
+			}
+		}
+		if admitted < len(batch) && !fresh {
+			// A copy that is not the API server's may miss room the controller freed: refuse
+			// only on the ledger as it is now.
+			continue
+		}
+		if admitted == 0 {
+			return results, nil
+		}
+		if org.Status.Quotas == nil {
+			org.Status.Quotas = &tenancyv1alpha1.QuotaStatus{}
+		}
+		org.Status.Quotas.Ledger = l
+		err = v.writer.Status().Patch(ctx, org, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			q.latest = org
+			return results, nil
+		}
+		if !apierrors.IsConflict(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		ledgerConflicts.Inc()
+	}
+}
+
 // organization returns the organization to decide against: the copy this replica last wrote or
 // the cache's, or, after a conflict or before refusing a pod, the API server's.
 func (v *PodValidator) organization(ctx context.Context, name string, q *ledgerQueue, fresh bool) (*tenancyv1alpha1.Organization, error) {
@@ -296,9 +320,9 @@ func (v *PodValidator) organization(ctx context.Context, name string, q *ledgerQ
 		return q.latest.DeepCopy(), nil
 	}
 	org := &tenancyv1alpha1.Organization{}
-	reader := v.Reader
+	reader := v.reader
 	if fresh {
-		reader = v.APIReader
+		reader = v.apiReader
 	}
 	if err := reader.Get(ctx, types.NamespacedName{Name: name}, org); err != nil {
 		return nil, err
@@ -321,7 +345,7 @@ func (v *PodValidator) check(ctx context.Context, org *tenancyv1alpha1.Organizat
 			return err
 		}
 		org = &tenancyv1alpha1.Organization{}
-		if err := v.APIReader.Get(ctx, types.NamespacedName{Name: c.org}, org); err != nil {
+		if err := v.apiReader.Get(ctx, types.NamespacedName{Name: c.org}, org); err != nil {
 			return apierrors.NewInternalError(err)
 		}
 	}
@@ -329,7 +353,7 @@ func (v *PodValidator) check(ctx context.Context, org *tenancyv1alpha1.Organizat
 
 // observe starts a ledger from the pods in the cache, for an organization that has none yet.
 func (v *PodValidator) observe(ctx context.Context, org string) (*tenancyv1alpha1.QuotaLedger, error) {
-	namespaces, err := inventory.OrganizationNamespaces(ctx, v.Reader, org)
+	namespaces, err := inventory.OrganizationNamespaces(ctx, v.reader, org)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +361,7 @@ func (v *PodValidator) observe(ctx context.Context, org string) (*tenancyv1alpha
 	for i := range namespaces {
 		names[i] = namespaces[i].Name
 	}
-	pods, err := podcache.InNamespaces(v.Pods, names)
+	pods, err := podcache.InNamespaces(v.pods, names)
 	if err != nil {
 		return nil, err
 	}

@@ -168,8 +168,8 @@ var _ = Describe("Organization-wide quota", func() {
 		// Two validators with their own queues and copies, as two webhook replicas have; the
 		// organization's resourceVersion is all they share.
 		replicas := []*orgwebhook.PodValidator{
-			{Reader: env.Manager.GetClient(), APIReader: admin, Writer: admin, Clock: clock.RealClock{}},
-			{Reader: env.Manager.GetClient(), APIReader: admin, Writer: admin, Clock: clock.RealClock{}},
+			orgwebhook.NewPodValidator(env.Manager.GetClient(), admin, admin, env.Pods, clock.RealClock{}),
+			orgwebhook.NewPodValidator(env.Manager.GetClient(), admin, admin, env.Pods, clock.RealClock{}),
 		}
 		errs := make([]error, attempts)
 		start := make(chan struct{})

@@ -57,7 +57,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("namespace webhook: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Pod{}).
-		WithValidator(&PodValidator{Reader: c, APIReader: mgr.GetAPIReader(), Writer: c, Pods: opts.Pods, Clock: opts.Clock}).
+		WithValidator(NewPodValidator(c, mgr.GetAPIReader(), c, opts.Pods, opts.Clock)).
 		Complete(); err != nil {
 		return fmt.Errorf("pod webhook: %w", err)
 	}
