@@ -17,7 +17,8 @@ import (
 	"github.com/orgoperator/org-operator/internal/membership"
 )
 
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;clusterrolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings,verbs=get;list;watch;create;patch;delete
 
 // ReaderRoleName names the ClusterRole, and its binding, that let an organization's members read
 // that organization and no other.

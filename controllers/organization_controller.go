@@ -50,8 +50,8 @@ type OrganizationReconciler struct {
 	Pods *podcache.Cache
 }
 
-// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations/status,verbs=patch
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods;services;persistentvolumeclaims,verbs=get;list;watch

@@ -37,7 +37,7 @@ const (
 )
 
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationplans,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=resourcequotas;limitranges,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=resourcequotas;limitranges,verbs=get;list;watch;create;patch;delete
 
 // reconcileSubscription sets status.subscription and SubscriptionActive, emits an event when the
 // state changes, and returns when it will next change.

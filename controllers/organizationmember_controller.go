@@ -42,10 +42,9 @@ type OrganizationMemberReconciler struct {
 	Clock     clock.PassiveClock
 }
 
-// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationmembers,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationmembers/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationmembers/finalizers,verbs=update
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationmembers,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationmembers/status,verbs=patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=admin;edit;view;org-operator-organization-admin
 
 // Reconcile brings one member's RoleBindings and status up to date.

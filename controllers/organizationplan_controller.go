@@ -22,7 +22,7 @@ type OrganizationPlanReconciler struct {
 	client.Client
 }
 
-// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationplans/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationplans/status,verbs=patch
 
 // Reconcile sets a plan's organizationCount and Ready.
 func (r *OrganizationPlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {

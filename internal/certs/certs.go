@@ -26,9 +26,9 @@ type Options struct {
 	MutatingWebhook, ValidatingWebhook string
 }
 
-// +kubebuilder:rbac:groups="",namespace=org-operator-system,resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",namespace=org-operator-system,resources=secrets,verbs=get;list;watch;update
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=update;patch,resourceNames=org-operator-mutating-webhook-configuration;org-operator-validating-webhook-configuration
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=update,resourceNames=org-operator-mutating-webhook-configuration;org-operator-validating-webhook-configuration
 
 // Add registers the certificate rotator; ready is closed once the certificate files exist.
 func Add(mgr ctrl.Manager, opts Options, ready chan struct{}) error {
