@@ -81,6 +81,7 @@ var _ = Describe("Helm chart", func() {
 			"CustomResourceDefinition": len(configCRDs()), "ServiceAccount": 1, "ClusterRole": 6, "ClusterRoleBinding": 2,
 			"Role": 2, "RoleBinding": 2, "Service": 2, "Deployment": 1, "PodDisruptionBudget": 1,
 			"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1, "Secret": 1,
+			"ValidatingAdmissionPolicy": 4, "ValidatingAdmissionPolicyBinding": 4,
 		}))
 		Expect(names(objs, "ClusterRole")).To(ConsistOf("org-operator-manager-role", "org-operator-metrics-auth-role",
 			"org-operator-metrics-reader", "org-operator-organization-admin", "orgoperator-viewer", "orgoperator-editor"))

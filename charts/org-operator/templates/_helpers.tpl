@@ -108,3 +108,11 @@ The objects of a YAML file of the chart (.path, e.g. files/webhook/manifests.yam
 {{- define "org-operator.webhookCertificate" -}}
 {{ include "org-operator.fullname" . }}-serving-cert
 {{- end }}
+
+{{/*
+Name of a guard (a ValidatingAdmissionPolicy or its binding) of files/rbac: config/rbac's name,
+org-operator-guard-<what>, with the release's prefix for org-operator.
+*/}}
+{{- define "org-operator.guardName" -}}
+{{- printf "%s-%s" (include "org-operator.fullname" .root) (trimPrefix "org-operator-" .name) | trunc 253 }}
+{{- end }}
