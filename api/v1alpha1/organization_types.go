@@ -151,6 +151,60 @@ type OrganizationStatus struct {
 	// quotas are the effective limits (the plan's, overridden by spec.quotas) next to what is used.
 	// +optional
 	Quotas *QuotaStatus `json:"quotas,omitempty"`
+
+	// admitted records the member and namespace changes the admission webhooks admitted in the
+	// last minute, which the API server may not show yet. Rules that must hold under concurrency
+	// (the last admin, maxMembers, maxAdmins, maxNamespaces, unique emails) are decided against
+	// the stored objects and these records, and each decision is a compare-and-swap on the
+	// organization's resourceVersion. The operator writes it.
+	// +optional
+	Admitted *AdmittedChanges `json:"admitted,omitempty"`
+}
+
+// AdmittedChanges are changes admitted to an organization's members and namespaces that the API
+// server may not have stored yet. A record goes once the stored objects show it, or after a minute
+// (the longest a request may take), when its request was refused after admission.
+type AdmittedChanges struct {
+	// members are admitted creations, updates and deletions of members, one per member name.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=1000
+	Members []AdmittedMember `json:"members,omitempty"`
+	// namespaces are admitted joins of namespaces to the organization, one per namespace.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=1000
+	Namespaces []AdmittedNamespace `json:"namespaces,omitempty"`
+}
+
+// AdmittedMember is a member as an admitted request leaves it.
+type AdmittedMember struct {
+	// name is the OrganizationMember's name.
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// email is the member's email, lower-cased; empty when deleted.
+	// +optional
+	// +kubebuilder:validation:MaxLength=254
+	Email string `json:"email,omitempty"`
+	// admin is the member's admin flag.
+	// +optional
+	Admin bool `json:"admin,omitempty"`
+	// deleted is true when the request deletes the member.
+	// +optional
+	Deleted bool `json:"deleted,omitempty"`
+	// time is when the request was admitted.
+	Time metav1.Time `json:"time"`
+}
+
+// AdmittedNamespace is a namespace admitted into the organization.
+type AdmittedNamespace struct {
+	// name is the namespace.
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// time is when the request was admitted.
+	Time metav1.Time `json:"time"`
 }
 
 // SubscriptionState is where a subscription stands.

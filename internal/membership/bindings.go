@@ -30,6 +30,21 @@ func ClusterRoleFor(role tenancyv1alpha1.KubernetesRole) (string, bool) {
 	}
 }
 
+// Rank orders KubernetesRoles by the access they grant (None < View < Edit < Admin), as RBAC's
+// escalation check compares rights: nobody may grant a role above their own.
+func Rank(role tenancyv1alpha1.KubernetesRole) int {
+	switch role {
+	case tenancyv1alpha1.KubernetesRoleAdmin:
+		return 3
+	case tenancyv1alpha1.KubernetesRoleEdit:
+		return 2
+	case tenancyv1alpha1.KubernetesRoleView, "":
+		return 1
+	default:
+		return 0
+	}
+}
+
 // Subject is the RBAC user a member is bound as: its username, or its email when none is set.
 func Subject(m *tenancyv1alpha1.OrganizationMember) rbacv1.Subject {
 	name := m.Spec.Username

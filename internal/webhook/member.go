@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/arbiter"
+	"github.com/orgoperator/org-operator/internal/membership"
 	"github.com/orgoperator/org-operator/internal/validation"
 )
 
@@ -33,169 +39,206 @@ func (MemberDefaulter) Default(_ context.Context, m *tenancyv1alpha1.Organizatio
 	return nil
 }
 
-// +kubebuilder:webhook:path=/validate-tenancy-orgoperator-io-v1alpha1-organizationmember,mutating=false,failurePolicy=fail,sideEffects=None,groups=tenancy.orgoperator.io,resources=organizationmembers,verbs=create;update;delete,versions=v1alpha1,name=vorganizationmember.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system
+// The webhook records what it admits on the organization (see internal/arbiter), except for
+// dry runs: sideEffects=NoneOnDryRun.
+//
+// +kubebuilder:webhook:path=/validate-tenancy-orgoperator-io-v1alpha1-organizationmember,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=tenancy.orgoperator.io,resources=organizationmembers,verbs=create;update;delete,versions=v1alpha1,name=vorganizationmember.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system
 
-// MemberValidator keeps members valid, unique by email within their organization, in the home
-// namespace of an existing organization, and never leaves an organization without an admin.
+// MemberValidator decides who may change an organization's members and how: only the
+// organization's admins and platform admins may create, change or delete members; nobody but a
+// platform admin grants a kubernetesRole above their own; members are unique by email, live in the
+// home namespace of an existing organization, stay within maxMembers and maxAdmins, and the last
+// admin is never removed or demoted. Every rule is decided on what the API server stores, through
+// internal/arbiter, so that racing requests cannot pass a rule together.
 type MemberValidator struct {
+	// Reader reads plans, for the effective quotas; a cache will do.
 	Reader client.Reader
+	// Live reads from the API server itself.
+	Live client.Reader
+	// Writer records admitted changes on the organization's status.
+	Writer     client.Client
+	Authorizer PlatformAuthorizer
+	Clock      clock.PassiveClock
+	// Arbiter serialises the decisions of one organization.
+	Arbiter *arbiter.Arbiter
 }
 
-// ValidateCreate checks the member's fields, its namespace and its email's uniqueness.
+// ValidateCreate checks the member's fields, then decides the creation.
 func (v *MemberValidator) ValidateCreate(ctx context.Context, m *tenancyv1alpha1.OrganizationMember) (admission.Warnings, error) {
-	errs := validation.Member(m)
-	if len(errs) > 0 {
-		return nil, invalid(memberKind, m.Name, errs)
-	}
-	org, err := v.organizationOf(ctx, m.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	if org == nil || !org.DeletionTimestamp.IsZero() {
-		return nil, invalid(memberKind, m.Name, field.ErrorList{field.Forbidden(field.NewPath("metadata", "namespace"),
-			fmt.Sprintf("namespace %s is not the home namespace of an existing organization; create members in the namespace named after their organization", m.Namespace))})
-	}
-	if err := v.uniqueEmail(ctx, m); err != nil {
-		return nil, err
-	}
-	return nil, v.withinQuota(ctx, org, m, true, m.Spec.Admin)
-}
-
-// withinQuota refuses a new member, or a new admin, beyond the organization's maxMembers or
-// maxAdmins.
-func (v *MemberValidator) withinQuota(ctx context.Context, org *tenancyv1alpha1.Organization, m *tenancyv1alpha1.OrganizationMember, newMember, newAdmin bool) error {
-	q, err := effectiveQuotas(ctx, v.Reader, org)
-	if err != nil {
-		return err
-	}
-	members := &tenancyv1alpha1.OrganizationMemberList{}
-	if err := v.Reader.List(ctx, members, client.InNamespace(m.Namespace)); err != nil {
-		return apierrors.NewInternalError(err)
-	}
-	var count, admins int
-	for _, other := range members.Items {
-		if other.Name == m.Name || !other.DeletionTimestamp.IsZero() {
-			continue
-		}
-		count++
-		if other.Spec.Admin {
-			admins++
-		}
-	}
-	var msg string
-	if newMember {
-		msg = atLimit("maxMembers", org.Name, q.MaxMembers, count)
-	}
-	if msg == "" && newAdmin {
-		msg = atLimit("maxAdmins", org.Name, q.MaxAdmins, admins)
-	}
-	if msg == "" {
-		return nil
-	}
-	return apierrors.NewForbidden(membersResource, m.Name, fmt.Errorf("%s; remove one first or ask a platform admin to raise the quota", msg))
-}
-
-// ValidateUpdate checks the member's fields and email, and refuses to demote the last admin.
-func (v *MemberValidator) ValidateUpdate(ctx context.Context, old, m *tenancyv1alpha1.OrganizationMember) (admission.Warnings, error) {
 	if errs := validation.Member(m); len(errs) > 0 {
 		return nil, invalid(memberKind, m.Name, errs)
 	}
-	if validation.NormalizeEmail(old.Spec.Email) != validation.NormalizeEmail(m.Spec.Email) {
-		if err := v.uniqueEmail(ctx, m); err != nil {
-			return nil, err
-		}
-	}
-	if !old.Spec.Admin && m.Spec.Admin {
-		org, err := v.organizationOf(ctx, m.Namespace)
-		if err != nil {
-			return nil, err
-		}
-		if org != nil {
-			if err := v.withinQuota(ctx, org, m, false, true); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if old.Spec.Admin && !m.Spec.Admin && m.DeletionTimestamp.IsZero() {
-		last, org, err := v.lastAdmin(ctx, old)
-		if err != nil {
-			return nil, err
-		}
-		if last {
-			return nil, invalid(memberKind, m.Name, field.ErrorList{field.Forbidden(field.NewPath("spec", "admin"),
-				fmt.Sprintf("%s is the last admin of organization %s and cannot be demoted; make another member admin first", m.Name, org))})
-		}
-	}
-	return nil, nil
+	return nil, v.decide(ctx, m.Namespace, m.Name, nil, m)
 }
 
-// ValidateDelete refuses to delete the last admin of an organization, unless the organization or
-// its home namespace is itself going away.
+// ValidateUpdate decides changes of the spec. Changes of metadata alone (labels, annotations, the
+// operator's finalizer) and changes to a member being deleted are not judged: validation judges
+// what a request changes.
+func (v *MemberValidator) ValidateUpdate(ctx context.Context, old, m *tenancyv1alpha1.OrganizationMember) (admission.Warnings, error) {
+	if equality.Semantic.DeepEqual(old.Spec, m.Spec) || !old.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	if errs := validation.Member(m); len(errs) > 0 {
+		return nil, invalid(memberKind, m.Name, errs)
+	}
+	return nil, v.decide(ctx, m.Namespace, m.Name, old, m)
+}
+
+// ValidateDelete decides the deletion; one request that deletes a collection is decided member
+// by member.
 func (v *MemberValidator) ValidateDelete(ctx context.Context, m *tenancyv1alpha1.OrganizationMember) (admission.Warnings, error) {
-	if !m.Spec.Admin {
-		return nil, nil
+	if !m.DeletionTimestamp.IsZero() {
+		return nil, nil // deleted already; this only hurries it
 	}
-	last, org, err := v.lastAdmin(ctx, m)
-	if err != nil || !last {
-		return nil, err
-	}
-	return nil, apierrors.NewForbidden(membersResource, m.Name,
-		fmt.Errorf("%s is the last admin of organization %s and cannot be removed; make another member admin first, or delete the organization", m.Name, org))
+	return nil, v.decide(ctx, m.Namespace, m.Name, m, nil)
 }
 
-// organizationOf returns the organization whose home namespace this is, or nil.
-func (v *MemberValidator) organizationOf(ctx context.Context, namespace string) (*tenancyv1alpha1.Organization, error) {
-	ns := &corev1.Namespace{}
-	if err := v.Reader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, apierrors.NewInternalError(err)
-	}
-	name := ns.Labels[tenancyv1alpha1.OrganizationLabel]
-	if name != ns.Name || ns.Labels[tenancyv1alpha1.HomeNamespaceLabel] != "true" || !ns.DeletionTimestamp.IsZero() {
-		return nil, nil
-	}
-	org := &tenancyv1alpha1.Organization{}
-	if err := v.Reader.Get(ctx, types.NamespacedName{Name: name}, org); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, apierrors.NewInternalError(err)
-	}
-	return org, nil
-}
-
-// lastAdmin reports whether m is the only admin of a live organization, and names it.
-func (v *MemberValidator) lastAdmin(ctx context.Context, m *tenancyv1alpha1.OrganizationMember) (bool, string, error) {
-	org, err := v.organizationOf(ctx, m.Namespace)
-	if err != nil || org == nil || !org.DeletionTimestamp.IsZero() {
-		return false, "", err
-	}
-	members := &tenancyv1alpha1.OrganizationMemberList{}
-	if err := v.Reader.List(ctx, members, client.InNamespace(m.Namespace)); err != nil {
-		return false, "", apierrors.NewInternalError(err)
-	}
-	for _, other := range members.Items {
-		if other.Name != m.Name && other.Spec.Admin && other.DeletionTimestamp.IsZero() {
-			return false, org.Name, nil
-		}
-	}
-	return true, org.Name, nil
-}
-
-// uniqueEmail refuses a second member with the same email in the organization, whatever the case.
-func (v *MemberValidator) uniqueEmail(ctx context.Context, m *tenancyv1alpha1.OrganizationMember) error {
-	members := &tenancyv1alpha1.OrganizationMemberList{}
-	if err := v.Reader.List(ctx, members, client.InNamespace(m.Namespace)); err != nil {
+// decide judges a change from old to m (nil for a creation or deletion) in one organization.
+func (v *MemberValidator) decide(ctx context.Context, namespace, name string, old, m *tenancyv1alpha1.OrganizationMember) error {
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	email := validation.NormalizeEmail(m.Spec.Email)
-	for _, other := range members.Items {
-		if other.Name != m.Name && validation.NormalizeEmail(other.Spec.Email) == email {
-			return invalid(memberKind, m.Name, field.ErrorList{field.Duplicate(field.NewPath("spec", "email"),
-				fmt.Sprintf("%s (already used by member %s)", m.Spec.Email, other.Name))})
+	orgName, err := v.homeOf(ctx, namespace)
+	if err != nil {
+		return err
+	}
+	platformAdmin, err := v.Authorizer.IsPlatformAdmin(ctx, req.UserInfo)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	dryRun := req.DryRun != nil && *req.DryRun
+	now := v.Clock.Now()
+	return v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(org *tenancyv1alpha1.Organization) (bool, error) {
+		if orgName == "" || org == nil || !org.DeletionTimestamp.IsZero() {
+			if old == nil {
+				return false, invalid(memberKind, name, field.ErrorList{field.Forbidden(field.NewPath("metadata", "namespace"),
+					fmt.Sprintf("namespace %s is not the home namespace of an existing organization; create members in the namespace named after their organization", namespace))})
+			}
+			return false, nil // the organization is going away, and its members with it
+		}
+		stored := &tenancyv1alpha1.OrganizationMemberList{}
+		if err := v.Live.List(ctx, stored, client.InNamespace(namespace)); err != nil {
+			return false, apierrors.NewInternalError(err)
+		}
+		ms := arbiter.NewMembership(stored.Items, org.Status.Admitted, now)
+		if !platformAdmin {
+			if err := authorize(req.UserInfo, stored.Items, ms, org.Name, req.Operation, old, m); err != nil {
+				return false, err
+			}
+		}
+		if m != nil && old == nil && exists(stored.Items, name) {
+			return false, nil // the API server refuses it as AlreadyExists
+		}
+		if err := v.rules(ctx, org, ms, name, old, m); err != nil {
+			return false, err
+		}
+		if dryRun {
+			return false, nil
+		}
+		state := arbiter.MemberState{Name: name, Deleted: true}
+		if m != nil {
+			state = arbiter.StateOf(m)
+		}
+		arbiter.RecordMember(org, state, now)
+		return true, nil
+	})
+}
+
+// rules checks the organization's limits, the last admin and the email's uniqueness against what
+// the other members are or may be.
+func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organization, ms arbiter.Membership, name string, old, m *tenancyv1alpha1.OrganizationMember) error {
+	others := ms.Others(name)
+	wasAdmin := old != nil && old.Spec.Admin
+	if wasAdmin && (m == nil || !m.Spec.Admin) && others.SureAdmins == 0 {
+		if m == nil {
+			return apierrors.NewForbidden(membersResource, name,
+				fmt.Errorf("%s is the last admin of organization %s and cannot be removed; make another member admin first, or delete the organization", name, org.Name))
+		}
+		return invalid(memberKind, name, field.ErrorList{field.Forbidden(field.NewPath("spec", "admin"),
+			fmt.Sprintf("%s is the last admin of organization %s and cannot be demoted; make another member admin first", name, org.Name))})
+	}
+	if m == nil {
+		return nil
+	}
+	if old == nil || validation.NormalizeEmail(old.Spec.Email) != validation.NormalizeEmail(m.Spec.Email) {
+		if owner := ms.EmailOwner(name, validation.NormalizeEmail(m.Spec.Email)); owner != "" {
+			return invalid(memberKind, name, field.ErrorList{field.Duplicate(field.NewPath("spec", "email"),
+				fmt.Sprintf("%s (already used by member %s)", m.Spec.Email, owner))})
+		}
+	}
+	if old == nil || (m.Spec.Admin && !wasAdmin) {
+		q, err := effectiveQuotas(ctx, v.Reader, org)
+		if err != nil {
+			return err
+		}
+		var msg string
+		if old == nil {
+			msg = atLimit("maxMembers", org.Name, q.MaxMembers, others.Members)
+		}
+		if msg == "" && m.Spec.Admin {
+			msg = atLimit("maxAdmins", org.Name, q.MaxAdmins, others.Admins)
+		}
+		if msg != "" {
+			return apierrors.NewForbidden(membersResource, name, fmt.Errorf("%s; remove one first or ask a platform admin to raise the quota", msg))
 		}
 	}
 	return nil
+}
+
+// authorize lets an admin of the organization change its members, granting no kubernetesRole
+// above the admin's own, and refuses everyone else. An admin being demoted or removed no longer
+// counts as one.
+func authorize(user authenticationv1.UserInfo, stored []tenancyv1alpha1.OrganizationMember, ms arbiter.Membership, org string,
+	op admissionv1.Operation, old, m *tenancyv1alpha1.OrganizationMember) error {
+	var self *tenancyv1alpha1.OrganizationMember
+	for i := range stored {
+		s := &stored[i]
+		if membership.Subject(s).Name == user.Username && ms.SurelyAdmin(s.Name) &&
+			(self == nil || membership.Rank(s.Spec.KubernetesRole) > membership.Rank(self.Spec.KubernetesRole)) {
+			self = s
+		}
+	}
+	target := m
+	if target == nil {
+		target = old
+	}
+	verb := map[admissionv1.Operation]string{admissionv1.Create: "create", admissionv1.Update: "change", admissionv1.Delete: "delete"}[op]
+	if self == nil {
+		return apierrors.NewForbidden(membersResource, target.Name, fmt.Errorf(
+			"user %q is not an admin of organization %s: only its admins and platform admins may %s its members", user.Username, org, verb))
+	}
+	granted := m != nil && (old == nil || old.Spec.KubernetesRole != m.Spec.KubernetesRole || membership.Subject(old) != membership.Subject(m))
+	if granted && membership.Rank(m.Spec.KubernetesRole) > membership.Rank(self.Spec.KubernetesRole) {
+		return invalid(memberKind, m.Name, field.ErrorList{field.Forbidden(field.NewPath("spec", "kubernetesRole"),
+			fmt.Sprintf("user %q has kubernetesRole %s in organization %s and cannot grant %s, which is above it; ask a platform admin",
+				user.Username, self.Spec.KubernetesRole, org, m.Spec.KubernetesRole))})
+	}
+	return nil
+}
+
+func exists(members []tenancyv1alpha1.OrganizationMember, name string) bool {
+	for i := range members {
+		if members[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// homeOf returns the organization whose home namespace this is, as the API server stores it, or
+// "" when it is none or is being deleted.
+func (v *MemberValidator) homeOf(ctx context.Context, namespace string) (string, error) {
+	ns := &corev1.Namespace{}
+	if err := v.Live.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", nil
+		}
+		return "", apierrors.NewInternalError(err)
+	}
+	name := ns.Labels[tenancyv1alpha1.OrganizationLabel]
+	if name != ns.Name || ns.Labels[tenancyv1alpha1.HomeNamespaceLabel] != "true" || !ns.DeletionTimestamp.IsZero() {
+		return "", nil
+	}
+	return name, nil
 }

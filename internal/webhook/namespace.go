@@ -10,11 +10,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
-	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/arbiter"
 	"github.com/orgoperator/org-operator/internal/membership"
 )
 
@@ -24,15 +25,25 @@ var namespaceKind = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
 // or after the change (the API server matches either), so that failing closed can block no
 // other namespace, and never system namespaces.
 //
-// +kubebuilder:webhook:path=/validate--v1-namespace,mutating=false,failurePolicy=fail,sideEffects=None,groups="",resources=namespaces,verbs=create;update,versions=v1,name=vnamespace.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system,patch=`{"objectSelector":{"matchExpressions":[{"key":"tenancy.orgoperator.io/organization","operator":"Exists"},{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","kube-public","kube-node-lease","default","org-operator-system"]}]}}`
+// +kubebuilder:webhook:path=/validate--v1-namespace,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups="",resources=namespaces,verbs=create;update,versions=v1,name=vnamespace.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system,patch=`{"objectSelector":{"matchExpressions":[{"key":"tenancy.orgoperator.io/organization","operator":"Exists"},{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","kube-public","kube-node-lease","default","org-operator-system"]}]}}`
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // NamespaceValidator guards the organization label: only platform admins and admins of the
 // organization may add a namespace to it or take one out, tenants may not move a namespace
-// between organizations, and only platform admins may touch a home namespace's labels.
+// between organizations, and only platform admins may touch a home namespace's labels. Joins are
+// decided on what the API server stores, through internal/arbiter, so that racing joins cannot
+// take an organization past maxNamespaces.
 type NamespaceValidator struct {
-	Reader     client.Reader
+	// Reader reads plans, for the effective quotas; a cache will do.
+	Reader client.Reader
+	// Live reads from the API server itself.
+	Live client.Reader
+	// Writer records admitted joins on the organization's status.
+	Writer     client.Client
 	Authorizer PlatformAuthorizer
+	Clock      clock.PassiveClock
+	// Arbiter serialises the decisions of one organization.
+	Arbiter *arbiter.Arbiter
 }
 
 // PlatformAuthorizer says whether a user administers the platform.
@@ -64,12 +75,6 @@ func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespac
 	if old != nil && oldOrg == newOrg && oldHome == newHome {
 		return nil
 	}
-	// The home namespace always belongs to its organization, whatever the quota.
-	if newOrg != "" && newOrg != oldOrg && newHome != "true" {
-		if err := v.withinNamespaceQuota(ctx, ns, newOrg); err != nil {
-			return err
-		}
-	}
 	req, err := admission.RequestFromContext(ctx)
 	if err != nil {
 		return apierrors.NewInternalError(err)
@@ -78,12 +83,23 @@ func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespac
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	if admin {
+	if !admin {
+		if err := v.authorize(ctx, req.UserInfo.Username, ns, oldOrg, newOrg, oldHome, newHome); err != nil {
+			return err
+		}
+	}
+	// The home namespace always belongs to its organization, whatever the quota.
+	if newOrg == "" || newOrg == oldOrg || newHome == "true" {
 		return nil
 	}
+	return v.admitJoin(ctx, ns, newOrg, req.DryRun != nil && *req.DryRun)
+}
+
+// authorize lets an organization's admins add namespaces to it and take them out, and nothing
+// else: the home namespace's labels and moves between organizations are for platform admins.
+func (v *NamespaceValidator) authorize(ctx context.Context, user string, ns *corev1.Namespace, oldOrg, newOrg, oldHome, newHome string) error {
 	labels := field.NewPath("metadata", "labels")
 	orgLabel := labels.Key(tenancyv1alpha1.OrganizationLabel)
-	user := req.UserInfo.Username
 	switch {
 	case oldHome != newHome || (oldHome == "true" && oldOrg != newOrg):
 		return v.forbid(ns, field.Forbidden(labels.Key(tenancyv1alpha1.HomeNamespaceLabel),
@@ -112,15 +128,21 @@ func (v *NamespaceValidator) forbid(ns *corev1.Namespace, err *field.Error) erro
 	return invalid(namespaceKind, ns.Name, field.ErrorList{err})
 }
 
-// isOrganizationAdmin reports whether user is bound as an admin member of org.
+// isOrganizationAdmin reports whether user is bound as an admin member of org, as the API server
+// stores the members; an admin being demoted or removed no longer counts.
 func (v *NamespaceValidator) isOrganizationAdmin(ctx context.Context, org, user string) (bool, error) {
+	o := &tenancyv1alpha1.Organization{}
+	if err := v.Live.Get(ctx, types.NamespacedName{Name: org}, o); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
 	members := &tenancyv1alpha1.OrganizationMemberList{}
-	if err := v.Reader.List(ctx, members, client.InNamespace(org)); err != nil {
+	if err := v.Live.List(ctx, members, client.InNamespace(org)); err != nil {
 		return false, err
 	}
+	ms := arbiter.NewMembership(members.Items, o.Status.Admitted, v.Clock.Now())
 	for i := range members.Items {
 		m := &members.Items[i]
-		if m.Spec.Admin && m.DeletionTimestamp.IsZero() && membership.Subject(m).Name == user {
+		if ms.SurelyAdmin(m.Name) && membership.Subject(m).Name == user {
 			return true, nil
 		}
 	}
@@ -129,12 +151,18 @@ func (v *NamespaceValidator) isOrganizationAdmin(ctx context.Context, org, user 
 
 // sarAuthorizer asks the API server, through a SubjectAccessReview, whether a user may update
 // organizations cluster-wide: that is what makes someone a platform admin here, and it covers
-// cluster-admin, the operator itself and any role a platform team grants.
+// cluster-admin and any role a platform team grants. The operator itself, which may not update
+// organizations, is trusted by name: it writes what platform admins declared.
 type sarAuthorizer struct {
 	client client.Client
+	// self is the user the operator authenticates as.
+	self string
 }
 
 func (a *sarAuthorizer) IsPlatformAdmin(ctx context.Context, user authenticationv1.UserInfo) (bool, error) {
+	if user.Username == a.self {
+		return true, nil
+	}
 	extra := make(map[string]authorizationv1.ExtraValue, len(user.Extra))
 	for k, v := range user.Extra {
 		extra[k] = authorizationv1.ExtraValue(v)
@@ -151,33 +179,44 @@ func (a *sarAuthorizer) IsPlatformAdmin(ctx context.Context, user authentication
 	return sar.Status.Allowed, nil
 }
 
-// withinNamespaceQuota refuses a namespace joining an organization that has maxNamespaces already,
-// whoever asks: a platform admin raises the quota first.
-func (v *NamespaceValidator) withinNamespaceQuota(ctx context.Context, ns *corev1.Namespace, orgName string) error {
-	org := &tenancyv1alpha1.Organization{}
-	if err := v.Reader.Get(ctx, types.NamespacedName{Name: orgName}, org); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil // the organization label names nothing yet; the controller reports it
+// admitJoin refuses a namespace joining an organization that has, or may have, maxNamespaces
+// already, whoever asks: a platform admin raises the quota first. It records the joins it admits.
+func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace, orgName string, dryRun bool) error {
+	now := v.Clock.Now()
+	return v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(org *tenancyv1alpha1.Organization) (bool, error) {
+		if org == nil {
+			return false, nil // the organization label names nothing yet; the controller reports it
 		}
-		return apierrors.NewInternalError(err)
-	}
-	q, err := effectiveQuotas(ctx, v.Reader, org)
-	if err != nil {
-		return err
-	}
-	namespaces, err := inventory.OrganizationNamespaces(ctx, v.Reader, orgName)
-	if err != nil {
-		return apierrors.NewInternalError(err)
-	}
-	have := 0
-	for _, n := range namespaces {
-		if n.Name != ns.Name {
-			have++
+		q, err := effectiveQuotas(ctx, v.Reader, org)
+		if err != nil {
+			return false, err
 		}
+		stored := &corev1.NamespaceList{}
+		if err := v.Live.List(ctx, stored, client.MatchingLabels{tenancyv1alpha1.OrganizationLabel: orgName}); err != nil {
+			return false, apierrors.NewInternalError(err)
+		}
+		names := make([]string, 0, len(stored.Items))
+		for _, n := range stored.Items {
+			names = append(names, n.Name)
+		}
+		have := arbiter.Namespaces(names, org.Status.Admitted, ns.Name, now)
+		if msg := atLimit("maxNamespaces", orgName, q.MaxNamespaces, have); msg != "" {
+			return false, v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
+				msg+"; ask a platform admin to raise it"))
+		}
+		if dryRun || q.MaxNamespaces == nil {
+			return false, nil
+		}
+		arbiter.RecordNamespace(org, ns.Name, now)
+		return true, nil
+	})
+}
+
+// whoAmI asks the API server which user the operator's credentials authenticate as.
+func whoAmI(ctx context.Context, c client.Client) (string, error) {
+	review := &authenticationv1.SelfSubjectReview{}
+	if err := c.Create(ctx, review); err != nil {
+		return "", fmt.Errorf("asking the API server who the operator is: %w", err)
 	}
-	if msg := atLimit("maxNamespaces", orgName, q.MaxNamespaces, have); msg != "" {
-		return v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
-			msg+"; ask a platform admin to raise it"))
-	}
-	return nil
+	return review.Status.UserInfo.Username, nil
 }

@@ -7,6 +7,7 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/arbiter"
 	"github.com/orgoperator/org-operator/internal/podcache"
 )
 
@@ -41,18 +43,28 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("organization member webhooks: %w", err)
 	}
 	c := mgr.GetClient()
+	// Who may do what, and the rules that must hold under concurrency, are decided on what the API
+	// server stores, never on the cache.
+	live := mgr.GetAPIReader()
+	self, err := whoAmI(context.Background(), c)
+	if err != nil {
+		return err
+	}
+	platform := newCachedAuthorizer(&sarAuthorizer{client: c, self: self}, opts.Clock)
+	// Members and namespaces of one organization are decided one at a time, on one arbiter.
+	arb := &arbiter.Arbiter{}
 	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.Organization{}).
 		WithValidator(&OrganizationValidator{Reader: c, Pods: opts.Pods}).
 		Complete(); err != nil {
 		return fmt.Errorf("organization webhooks: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.OrganizationMember{}).
-		WithValidator(&MemberValidator{Reader: c}).
+		WithValidator(&MemberValidator{Reader: c, Live: live, Writer: c, Authorizer: platform, Clock: opts.Clock, Arbiter: arb}).
 		Complete(); err != nil {
 		return fmt.Errorf("organization member webhooks: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
-		WithValidator(&NamespaceValidator{Reader: c, Authorizer: newCachedAuthorizer(&sarAuthorizer{client: c}, opts.Clock)}).
+		WithValidator(&NamespaceValidator{Reader: c, Live: live, Writer: c, Authorizer: platform, Clock: opts.Clock, Arbiter: arb}).
 		Complete(); err != nil {
 		return fmt.Errorf("namespace webhook: %w", err)
 	}
