@@ -27,16 +27,16 @@ func registerDefaulting[T client.Object](mgr ctrl.Manager, obj T, defaulter admi
 		return fmt.Errorf("defaulting webhook: %w", err)
 	}
 	wh := admission.WithDefaulter(scheme, defaulter)
-	wh.Handler = &skipUndecodable{Handler: wh.Handler, decoder: admission.NewDecoder(scheme), obj: obj}
+	wh.Handler = &skipUndecodable{next: wh.Handler, decoder: admission.NewDecoder(scheme), obj: obj}
 	path := "/mutate-" + strings.ReplaceAll(gvk.Group, ".", "-") + "-" + gvk.Version + "-" + strings.ToLower(gvk.Kind)
 	mgr.GetWebhookServer().Register(path, wh)
 	return nil
 }
 
 // skipUndecodable allows, without a patch, every request whose object does not decode into obj's
-// type, and passes the others to Handler.
+// type, and passes the others to next.
 type skipUndecodable struct {
-	admission.Handler
+	next    admission.Handler
 	decoder admission.Decoder
 	obj     runtime.Object
 }
@@ -46,5 +46,5 @@ func (h *skipUndecodable) Handle(ctx context.Context, req admission.Request) adm
 		logf.FromContext(ctx).V(1).Info("Letting an object that does not decode through to schema validation", "error", err.Error())
 		return admission.Allowed("")
 	}
-	return h.Handler.Handle(ctx, req)
+	return h.next.Handle(ctx, req)
 }

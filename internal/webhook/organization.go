@@ -123,19 +123,41 @@ func homeOf(ns *corev1.Namespace, name string) bool {
 	return false
 }
 
-// ValidateUpdate checks the subscription's dates and plan, and refuses count quotas below what the
-// organization already has unless the force annotation says so.
+// ValidateUpdate judges only what the update changes, as ratcheting validation does, so that an
+// organization whose plan changed under it can still be labelled or deleted: the subscription's
+// dates when one of them changes, the plan rules when the plan or the end date changes, and count
+// quotas lowered below what the organization already has (unless the force annotation says so).
+// An organization being deleted is never refused, so that its finalizer can be removed.
 func (v *OrganizationValidator) ValidateUpdate(ctx context.Context, old, org *tenancyv1alpha1.Organization) (admission.Warnings, error) {
-	errs := validation.Subscription(org.Spec.Subscription)
-	planErrs, warnings, err := v.planRules(ctx, org)
-	if err != nil {
-		return nil, err
+	if !org.DeletionTimestamp.IsZero() {
+		return nil, nil
 	}
-	errs = append(errs, planErrs...)
+	var errs field.ErrorList
+	var warnings admission.Warnings
+	oldSub, sub := subscriptionOf(old), subscriptionOf(org)
+	if !oldSub.StartDate.Equal(sub.StartDate) || !oldSub.EndDate.Equal(sub.EndDate) {
+		errs = append(errs, validation.Subscription(org.Spec.Subscription)...)
+	}
+	if oldSub.Plan != sub.Plan || !oldSub.EndDate.Equal(sub.EndDate) {
+		planErrs, planWarnings, err := v.planRules(ctx, org)
+		if err != nil {
+			return nil, err
+		}
+		errs = append(errs, planErrs...)
+		warnings = planWarnings
+	}
 	if org.Annotations[tenancyv1alpha1.ForceQuotaAnnotation] != "true" && org.Status.Usage != nil {
 		errs = append(errs, belowUsage(old, org)...)
 	}
 	return warnings, invalid(organizationKind, org.Name, errs)
+}
+
+// subscriptionOf is org's subscription, empty when it has none.
+func subscriptionOf(org *tenancyv1alpha1.Organization) tenancyv1alpha1.Subscription {
+	if org.Spec.Subscription == nil {
+		return tenancyv1alpha1.Subscription{}
+	}
+	return *org.Spec.Subscription
 }
 
 // belowUsage refuses to set maxNamespaces or maxMembers below what the organization has now.
