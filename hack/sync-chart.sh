@@ -18,12 +18,13 @@ cp "${root}"/config/crd/bases/*.yaml "${out}/crds/"
 
 # The generated ClusterRole (role.yaml), the static roles, and the guards on the operator's own
 # writes (ValidatingAdmissionPolicies and their bindings; the chart sets the ServiceAccount they
-# match). Role bindings are templated by the chart.
+# match), and the policy that keeps system namespaces out of organizations (the chart sets its own
+# namespace in it). Role bindings are templated by the chart.
 rm -rf "${out}/rbac"
 mkdir -p "${out}/rbac"
 for f in role.yaml leader_election_role.yaml metrics_auth_role.yaml metrics_reader_role.yaml \
 	organization_admin_role.yaml orgoperator_viewer_role.yaml orgoperator_editor_role.yaml \
-	operator_guard_policy.yaml operator_guard_binding.yaml; do
+	operator_guard_policy.yaml operator_guard_binding.yaml tenancy_policy.yaml; do
 	cp "${root}/config/rbac/${f}" "${out}/rbac/${f}"
 done
 

@@ -96,6 +96,14 @@ func runLocal(opts options, signals <-chan os.Signal) int {
 		stopControlPlane()
 		return 1
 	}
+	// The operator runs as its ServiceAccount, with exactly the RBAC and admission policies that
+	// config/default installs: what a user tries here is what a cluster does.
+	managerKubeconfig := filepath.Join(opts.dataDir, "manager-kubeconfig")
+	if err := installOperatorAccess(cp, opts.repo, managerKubeconfig); err != nil {
+		logf("Installing the operator's RBAC: %v", err)
+		stopControlPlane()
+		return 1
+	}
 	version := "unknown version"
 	if dc, err := discovery.NewDiscoveryClientForConfig(cp.Config); err == nil {
 		if v, err := dc.ServerVersion(); err == nil {
@@ -113,7 +121,7 @@ func runLocal(opts options, signals <-chan os.Signal) int {
 		fmt.Sprintf("--webhook-port=%d", hooks.LocalServingPort),
 		"--webhook-cert-dir=" + hooks.LocalServingCertDir,
 	}, opts.args...)
-	mgr, err := startManager(opts.manager, args, withEnv(os.Environ(), "KUBECONFIG", kubeconfig))
+	mgr, err := startManager(opts.manager, args, withEnv(os.Environ(), "KUBECONFIG", managerKubeconfig))
 	if err != nil {
 		logf("%v", err)
 		stopControlPlane()
@@ -176,11 +184,35 @@ func applySamples(ctx context.Context, cp *controlplane.ControlPlane, dir string
 	}
 }
 
+// installOperatorAccess applies config/rbac and writes a kubeconfig of the operator's
+// ServiceAccount for the manager.
+func installOperatorAccess(cp *controlplane.ControlPlane, repo, kubeconfig string) error {
+	c, err := newClient(cp.Config)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), samplesTimeout)
+	defer cancel()
+	if err := controlplane.InstallRBAC(ctx, c, repo); err != nil {
+		return err
+	}
+	logf("Applied config/rbac: the manager runs as %s", controlplane.OperatorUser)
+	data, err := cp.OperatorKubeconfig()
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(kubeconfig, data)
+}
+
 func writeKubeconfig(cp *controlplane.ControlPlane, path string) error {
 	data, err := cp.AdminKubeconfig()
 	if err != nil {
 		return err
 	}
+	return writeFileAtomic(path, data)
+}
+
+func writeFileAtomic(path string, data []byte) error {
 	// Write to a temporary file and rename, so a reader never sees half a kubeconfig.
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {

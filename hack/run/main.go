@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
@@ -158,17 +159,33 @@ func runRemote(cfg *rest.Config, opts options, signals <-chan os.Signal) int {
 	if err == nil {
 		err = installCRDs(ctx, c, filepath.Join(opts.repo, "config", "crd", "bases"))
 	}
-	cancel()
 	if err != nil {
+		cancel()
 		logf("Installing the CRDs: %v", err)
 		return 1
 	}
+	// The same RBAC and admission policies as config/default, and the manager impersonating the
+	// operator's ServiceAccount, so that it has exactly the rights an installed operator has.
+	if err := controlplane.InstallRBAC(ctx, c, opts.repo); err != nil {
+		cancel()
+		logf("Installing config/rbac: %v", err)
+		return 1
+	}
+	cancel()
+	env := os.Environ()
+	kubeconfig, err := impersonatingKubeconfig(filepath.Join(opts.dataDir, "manager-kubeconfig"))
+	if err != nil {
+		logf("Writing a kubeconfig that impersonates %s: %v", controlplane.OperatorUser, err)
+		return 1
+	}
+	logf("Applied config/rbac; the manager runs as %s (impersonated)", controlplane.OperatorUser)
+	env = withEnv(env, "KUBECONFIG", kubeconfig)
 
 	// The cluster cannot reach admission webhooks served from this machine: run without them,
 	// as kubebuilder's `make run` does. Deployed operators (make deploy, Helm) serve them.
 	logf("Running without admission webhooks: the cluster cannot call back to this machine")
 	args := append([]string{"--enable-webhooks=false"}, opts.args...)
-	mgr, err := startManager(opts.manager, args, os.Environ())
+	mgr, err := startManager(opts.manager, args, env)
 	if err != nil {
 		logf("%v", err)
 		return 1
@@ -184,6 +201,32 @@ func runRemote(cfg *rest.Config, opts options, signals <-chan os.Signal) int {
 			return code
 		}
 	}
+}
+
+// impersonatingKubeconfig writes to path the kubeconfig's current context, flattened, with the
+// operator's ServiceAccount as the user it impersonates.
+func impersonatingKubeconfig(path string) (string, error) {
+	raw, err := clientcmd.NewDefaultClientConfigLoadingRules().Load()
+	if err != nil {
+		return "", err
+	}
+	if err := clientcmdapi.FlattenConfig(raw); err != nil {
+		return "", err
+	}
+	current, ok := raw.Contexts[raw.CurrentContext]
+	if !ok {
+		return "", fmt.Errorf("the kubeconfig has no current context")
+	}
+	user := raw.AuthInfos[current.AuthInfo]
+	if user == nil {
+		return "", fmt.Errorf("context %q names no user", raw.CurrentContext)
+	}
+	user.Impersonate = controlplane.OperatorUser
+	user.ImpersonateGroups = controlplane.OperatorGroups
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return path, clientcmd.WriteToFile(*raw, path)
 }
 
 // kubectlHint is how the printed hints call kubectl.

@@ -1,7 +1,7 @@
 // Package testenv runs the operator for tests: a real control plane (etcd, kube-apiserver and
-// kube-controller-manager built from source), the CRDs, the webhook configurations, and a manager
-// that runs as a user bound only to the operator's generated RBAC, so that tests exercise the
-// permissions a real install has.
+// kube-controller-manager built from source), the CRDs, the webhook configurations, the RBAC and
+// admission policies of config/rbac, and a manager that runs as the operator's ServiceAccount, so
+// that tests exercise the permissions and confinement a real install has.
 package testenv
 
 import (
@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -33,8 +31,8 @@ import (
 	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
 )
 
-// OperatorUser is the user the manager runs as.
-const OperatorUser = "system:serviceaccount:org-operator-system:org-operator-controller-manager"
+// OperatorUser is the user the manager runs as: the operator's ServiceAccount.
+const OperatorUser = controlplane.OperatorUser
 
 // Options choose what runs.
 type Options struct {
@@ -101,21 +99,12 @@ func (e *Env) startOperator(root string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
-	// The roles a real install has: the generated manager role and the role handed to admins.
-	for _, f := range []string{"role.yaml", "organization_admin_role.yaml", "orgoperator_viewer_role.yaml", "orgoperator_editor_role.yaml"} {
-		if err := controlplane.CreateClusterRoles(ctx, e.Admin, filepath.Join(root, "config", "rbac", f)); err != nil {
-			return err
-		}
-	}
-	if err := e.Admin.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "org-operator-manager-rolebinding"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "org-operator-manager-role"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: OperatorUser}},
-	}); err != nil {
+	// Exactly the RBAC and admission policies an install has (config/rbac), the operator confined
+	// by them as its ServiceAccount is.
+	if err := controlplane.InstallRBAC(context.Background(), e.Admin, root); err != nil {
 		return err
 	}
-	cfg, err := e.ControlPlane.AddUser(OperatorUser)
+	cfg, err := e.ControlPlane.OperatorConfig()
 	if err != nil {
 		return err
 	}
