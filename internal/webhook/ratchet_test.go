@@ -2,9 +2,11 @@ package webhook_test
 
 import (
 	"context"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -35,11 +37,16 @@ func trialOrganization(ctx context.Context) (org, plan string) {
 	o := organization(org, tenancyv1alpha1.DeletionPolicyCascade)
 	o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: plan}
 	Expect(admin.Create(ctx, o)).To(Succeed())
+	// Other specs compare snapshots of the whole cluster: leave nothing behind, not even a
+	// terminating home namespace.
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(client.IgnoreNotFound(admin.Delete(ctx, organization(org, "")))).To(Succeed())
 		Eventually(func() error {
 			return admin.Get(ctx, client.ObjectKey{Name: org}, &tenancyv1alpha1.Organization{})
 		}).Should(Satisfy(apierrors.IsNotFound))
+		Eventually(func() error {
+			return admin.Get(ctx, client.ObjectKey{Name: org}, &corev1.Namespace{})
+		}, time.Minute).Should(Satisfy(apierrors.IsNotFound))
 	})
 	Eventually(func(g Gomega) {
 		stored := &tenancyv1alpha1.Organization{}
