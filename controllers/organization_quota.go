@@ -208,7 +208,8 @@ func (r *OrganizationReconciler) settleLedger(ctx context.Context, org *tenancyv
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
-		return err == nil && pod.UID == res.UID, err
+		// Stored as charged: the pod, and for a resize the generation the resize gave it.
+		return err == nil && ledger.Seen{pod.UID: pod.Generation}.Settles(res), err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("settling the quota ledger: %w", err)

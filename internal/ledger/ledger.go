@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -21,10 +23,13 @@ import (
 	"github.com/orgoperator/org-operator/internal/usage"
 )
 
-// ReservationTimeout is how long a reservation waits for its pod before the operator asks the
-// API server whether the pod exists. A pod is stored within its create request, which the API
-// server ends after a minute at most; the operator only drops a reservation whose pod is absent.
-const ReservationTimeout = 30 * time.Second
+// ReservationTimeout is how long a charge waits for its pod (or its resize) to be stored after the
+// webhook wrote it. Past it, a charge that the API server's pods do not show is taken for one that
+// a later step of the request refused (another admission check, the storage), and no longer
+// counts. The API server stores a pod within milliseconds of the webhook's answer; the webhook
+// refuses itself what the namespace's ResourceQuotas would refuse, the commonest later refusal.
+// Times are stored rounded up to the second, so a refused charge counts for 2 to 3 seconds.
+const ReservationTimeout = 2 * time.Second
 
 // The names ResourceQuota gives to what a pod uses. Quotas may name compute resources bare
 // (cpu) or as requests (requests.cpu); both mean the requests.
@@ -96,18 +101,92 @@ func CompactUsage(p *podcache.Pod) corev1.ResourceList {
 	return out
 }
 
-// Observe sums the usage of the pods that count (not Succeeded or Failed) and returns the UIDs of
-// all of them, counted or not: a reservation whose pod is among them is settled.
-func Observe(pods []*podcache.Pod) (corev1.ResourceList, map[types.UID]bool) {
+// Observe sums the usage of the pods that count (not Succeeded or Failed) and returns all of
+// them, counted or not: a reservation whose pod is among them is settled.
+func Observe(pods []*podcache.Pod) (corev1.ResourceList, Seen) {
 	lists := make([]corev1.ResourceList, 0, len(pods))
-	seen := make(map[types.UID]bool, len(pods))
+	seen := make(Seen, len(pods))
 	for _, p := range pods {
-		seen[p.UID] = true
+		seen[p.UID] = p.Generation
 		if !p.Terminal {
 			lists = append(lists, CompactUsage(p))
 		}
 	}
 	return sum(lists...), seen
+}
+
+// Seen is the generation of each pod a list shows, by UID.
+type Seen map[types.UID]int64
+
+// Settles says whether the pods seen account for a reservation: they hold its pod, at the
+// generation its resize gave the pod for a resize.
+func (s Seen) Settles(r tenancyv1alpha1.QuotaReservation) bool {
+	uid, generation := ReservedPod(r)
+	g, ok := s[uid]
+	return ok && g >= generation
+}
+
+// ResizeUID is the key a resize is charged under: the pod's UID and the generation the resize
+// gives the pod. A creation is charged under the pod's UID alone.
+func ResizeUID(pod types.UID, generation int64) types.UID {
+	return types.UID(fmt.Sprintf("%s/%d", pod, generation))
+}
+
+// ReservedPod returns the UID of a reservation's pod and, for a resize, the generation the resize
+// gives the pod (0 for a creation).
+func ReservedPod(r tenancyv1alpha1.QuotaReservation) (types.UID, int64) {
+	uid, gen, ok := strings.Cut(string(r.UID), "/")
+	if !ok {
+		return r.UID, 0
+	}
+	g, err := strconv.ParseInt(gen, 10, 64)
+	if err != nil {
+		return r.UID, 0
+	}
+	return types.UID(uid), g
+}
+
+// ResizeUsage is what resizing a pod from old to new adds to its usage: the increases only, as
+// ResourceQuota charges a resize. A decrease frees room once the operator sees the resized pod.
+func ResizeUsage(old, new *corev1.Pod) corev1.ResourceList {
+	before, after := PodUsage(old), PodUsage(new)
+	out := corev1.ResourceList{}
+	for name, q := range after {
+		if name == corev1.ResourcePods {
+			continue
+		}
+		if prev := before[name]; q.Cmp(prev) > 0 {
+			q.Sub(prev)
+			out[name] = q
+		}
+	}
+	return canonical(out)
+}
+
+// Recount is what an organization uses according to a list of its pods, rather than its ledger's
+// observed usage: the pods listed, plus the reservations that the list does not settle and that
+// are younger than ReservationTimeout (their pod may still be on its way).
+func Recount(l *tenancyv1alpha1.QuotaLedger, pods []*podcache.Pod, now time.Time) corev1.ResourceList {
+	used, seen := Observe(pods)
+	out := used.DeepCopy()
+	if l != nil {
+		for _, r := range l.Reservations {
+			if !seen.Settles(r) && now.Before(r.Time.Add(ReservationTimeout)) {
+				add(out, r.Usage)
+			}
+		}
+	}
+	return out
+}
+
+// Below says whether usage a is less than b in some resource.
+func Below(a, b corev1.ResourceList) bool {
+	for name, y := range b {
+		if x := a[name]; x.Cmp(y) < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Used is what the ledger counts: the observed usage plus every reservation.
@@ -170,26 +249,40 @@ const MaxReservations = 1000
 // ErrBusy says the ledger holds as many reservations as it can: the caller should retry shortly.
 var ErrBusy = errors.New("too many pods of this organization are being created at once; retry shortly")
 
-// Reserve charges r to the ledger if its pod fits in hard, and returns the ledger to write. A pod
-// already reserved is admitted again without a second charge: admission may be retried.
-func Reserve(org string, l *tenancyv1alpha1.QuotaLedger, hard corev1.ResourceList, r tenancyv1alpha1.QuotaReservation) (*tenancyv1alpha1.QuotaLedger, error) {
+// Reserve charges r to the ledger if it fits in hard next to used, what the organization uses
+// (Used of the ledger, or a Recount), and returns the ledger to write and what is used with r. A
+// charge already reserved is admitted again without a second charge: admission may be retried. A
+// reservation under the same key with another usage (a resize tried again differently after a
+// refusal) is replaced, and checked as if both counted.
+func Reserve(org string, l *tenancyv1alpha1.QuotaLedger, used, hard corev1.ResourceList, r tenancyv1alpha1.QuotaReservation) (*tenancyv1alpha1.QuotaLedger, corev1.ResourceList, error) {
 	if l == nil {
 		l = &tenancyv1alpha1.QuotaLedger{}
 	}
-	if slices.ContainsFunc(l.Reservations, func(have tenancyv1alpha1.QuotaReservation) bool { return have.UID == r.UID }) {
-		return l, nil
+	i := slices.IndexFunc(l.Reservations, func(have tenancyv1alpha1.QuotaReservation) bool { return have.UID == r.UID })
+	if i >= 0 && equality.Semantic.DeepEqual(canonical(l.Reservations[i].Usage), canonical(r.Usage)) {
+		return l, used, nil
 	}
-	if err := Check(org, hard, Used(l), r.Usage); err != nil {
-		return l, err
+	if err := Check(org, hard, used, r.Usage); err != nil {
+		return l, used, err
 	}
-	if len(l.Reservations) >= MaxReservations {
-		return l, ErrBusy
+	if i < 0 && len(l.Reservations) >= MaxReservations {
+		return l, used, ErrBusy
 	}
 	// The input stays untouched: the caller may still decide against it. Reservations are never
 	// modified in place, so sharing them is safe.
 	out := *l
-	out.Reservations = append(slices.Clip(l.Reservations), r)
-	return &out, nil
+	if i >= 0 {
+		out.Reservations = slices.Clone(l.Reservations)
+		out.Reservations[i] = r
+	} else {
+		out.Reservations = append(slices.Clip(l.Reservations), r)
+	}
+	after := used.DeepCopy()
+	if after == nil {
+		after = corev1.ResourceList{}
+	}
+	add(after, r.Usage)
+	return &out, after, nil
 }
 
 // Covering returns observed with a zero for every resource of hard it lacks, under the name the
@@ -210,11 +303,11 @@ func Covering(observed, hard corev1.ResourceList) corev1.ResourceList {
 }
 
 // Rebase returns the ledger with observed as its observed usage and without the reservations that
-// are settled: their pod has been seen, or was never created. exists tells whether a reservation's
-// pod is stored; it is asked only for reservations older than ReservationTimeout. Rebase also
-// returns when the oldest remaining reservation reaches that age (zero if none remain), so the
-// caller can come back exactly then.
-func Rebase(l *tenancyv1alpha1.QuotaLedger, observed corev1.ResourceList, seen map[types.UID]bool, now time.Time,
+// are settled: seen settles them, or their pod (or resize) was never stored. exists tells whether
+// a reservation's pod is stored as the reservation charged it; it is asked only for reservations
+// older than ReservationTimeout. Rebase also returns when the oldest remaining reservation reaches
+// that age (zero if none remain), so the caller can come back exactly then.
+func Rebase(l *tenancyv1alpha1.QuotaLedger, observed corev1.ResourceList, seen Seen, now time.Time,
 	exists func(tenancyv1alpha1.QuotaReservation) (bool, error)) (*tenancyv1alpha1.QuotaLedger, time.Time, error) {
 	out := &tenancyv1alpha1.QuotaLedger{Observed: canonical(observed)}
 	var next time.Time
@@ -222,7 +315,7 @@ func Rebase(l *tenancyv1alpha1.QuotaLedger, observed corev1.ResourceList, seen m
 		return out, next, nil
 	}
 	for _, r := range l.Reservations {
-		if seen[r.UID] {
+		if seen.Settles(r) {
 			continue
 		}
 		due := r.Time.Add(ReservationTimeout)

@@ -77,7 +77,10 @@ func TestObserve(t *testing.T) {
 	if !sameList(used, list("pods", "1", "requests.cpu", "1")) {
 		t.Errorf("used = %v: a Succeeded pod must not count", used)
 	}
-	if !seen["a"] || !seen["b"] {
+	if _, ok := seen["a"]; !ok {
+		t.Errorf("seen = %v: every pod settles its reservation, counted or not", seen)
+	}
+	if _, ok := seen["b"]; !ok {
 		t.Errorf("seen = %v: every pod settles its reservation, counted or not", seen)
 	}
 }
@@ -112,7 +115,7 @@ func TestReserve(t *testing.T) {
 			reservation("x", list("pods", "1"), now), "", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Reserve("acme", tc.ledger, tc.hard, tc.charge)
+			got, _, err := Reserve("acme", tc.ledger, Used(tc.ledger), tc.hard, tc.charge)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("Reserve: %v", err)
@@ -129,21 +132,122 @@ func TestReserve(t *testing.T) {
 	for i := range MaxReservations {
 		busy.Reservations = append(busy.Reservations, reservation(fmt.Sprint("r", i), list("pods", "1"), now))
 	}
-	if _, err := Reserve("acme", busy, list("pods", "5000"), reservation("x", list("pods", "1"), now)); !errors.Is(err, ErrBusy) {
+	if _, _, err := Reserve("acme", busy, Used(busy), list("pods", "5000"), reservation("x", list("pods", "1"), now)); !errors.Is(err, ErrBusy) {
 		t.Errorf("Reserve on a full ledger = %v, want ErrBusy", err)
+	}
+
+	// Decided in turn: what is used grows with each admitted charge.
+	l, used, err := Reserve("acme", nil, list("pods", "1"), list("pods", "2"), reservation("a", list("pods", "1"), now))
+	if err != nil || !sameList(used, list("pods", "2")) {
+		t.Fatalf("Reserve = %v, %v; want pods=2 used", used, err)
+	}
+	if _, _, err := Reserve("acme", l, used, list("pods", "2"), reservation("b", list("pods", "1"), now)); err == nil {
+		t.Error("a second charge past the limit was admitted")
+	}
+
+	// A resize tried again with another usage replaces its charge, checked as if both counted.
+	resize := reservation("u/2", list("requests.cpu", "500m"), now)
+	l = &tenancyv1alpha1.QuotaLedger{Observed: list("requests.cpu", "1"), Reservations: []tenancyv1alpha1.QuotaReservation{resize}}
+	bigger := reservation("u/2", list("requests.cpu", "700m"), now)
+	if _, _, err := Reserve("acme", l, Used(l), list("cpu", "2"), bigger); err == nil {
+		t.Error("the replacement was not checked against the charge it replaces")
+	}
+	got, _, err := Reserve("acme", l, Used(l), list("cpu", "3"), bigger)
+	if err != nil || len(got.Reservations) != 1 || !sameList(got.Reservations[0].Usage, bigger.Usage) {
+		t.Errorf("Reserve of a changed resize = %v, %v; want one reservation with the new usage", got, err)
+	}
+	if l.Reservations[0].Usage.Name("requests.cpu", resource.DecimalSI).MilliValue() != 500 {
+		t.Error("Reserve changed its input")
+	}
+}
+
+func TestSettles(t *testing.T) {
+	seen := Seen{"u": 3}
+	for _, tc := range []struct {
+		uid  string
+		want bool
+	}{
+		{"u", true},    // the creation of a pod seen
+		{"u/3", true},  // a resize the pod seen has
+		{"u/2", true},  // an earlier resize
+		{"u/4", false}, // a resize the pod seen does not have yet
+		{"v", false},   // another pod
+		{"v/1", false}, // a resize of another pod
+		{"u/x", false}, // not a resize key: taken whole as a UID
+	} {
+		if got := seen.Settles(reservation(tc.uid, nil, time.Time{})); got != tc.want {
+			t.Errorf("Settles(%s) = %v, want %v", tc.uid, got, tc.want)
+		}
+	}
+	if uid, gen := ReservedPod(reservation(string(ResizeUID("6f1c", 12)), nil, time.Time{})); uid != "6f1c" || gen != 12 {
+		t.Errorf("ReservedPod(ResizeUID(6f1c, 12)) = %s, %d", uid, gen)
+	}
+}
+
+func TestResizeUsage(t *testing.T) {
+	old := podWith(list("cpu", "400m", "memory", "1Gi"), list("memory", "2Gi"))
+	for _, tc := range []struct {
+		name string
+		new  *corev1.Pod
+		want corev1.ResourceList
+	}{
+		{"increase", podWith(list("cpu", "1500m", "memory", "1Gi"), list("memory", "2Gi")), list("requests.cpu", "1100m")},
+		{"decrease adds nothing", podWith(list("cpu", "100m", "memory", "512Mi"), list("memory", "1Gi")), list()},
+		{"one up, one down", podWith(list("cpu", "200m", "memory", "1Gi"), list("memory", "3Gi")), list("limits.memory", "1Gi")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ResizeUsage(old, tc.new); !sameList(got, tc.want) {
+				t.Errorf("ResizeUsage = %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	// While the kubelet still holds the old allocation, a decrease frees nothing (as in
+	// ResourceQuota), and growing back to it adds nothing.
+	running := podWith(list("cpu", "400m"), nil)
+	running.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Resources: &corev1.ResourceRequirements{Requests: list("cpu", "400m")}}}
+	shrunk := running.DeepCopy()
+	shrunk.Spec.Containers[0].Resources.Requests = list("cpu", "100m")
+	if got := PodUsage(shrunk); got.Name("requests.cpu", resource.DecimalSI).MilliValue() != 400 {
+		t.Errorf("PodUsage of a pod shrinking = %v, want the allocated 400m", got)
+	}
+	if got := ResizeUsage(shrunk, running); len(got) != 0 {
+		t.Errorf("ResizeUsage back to the allocation = %v, want nothing", got)
+	}
+}
+
+func TestRecount(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	stored := podWith(list("cpu", "1"), nil)
+	stored.UID, stored.Generation = "stored", 1
+	l := &tenancyv1alpha1.QuotaLedger{
+		Observed: list("pods", "5", "requests.cpu", "5"), // pods deleted since: not counted
+		Reservations: []tenancyv1alpha1.QuotaReservation{
+			reservation("stored", list("pods", "1", "requests.cpu", "1"), now.Add(-time.Second)),             // in the list: once
+			reservation("on-its-way", list("pods", "1", "requests.cpu", "250m"), now.Add(-time.Second)),      // young: counted
+			reservation("refused", list("pods", "1", "requests.cpu", "2"), now.Add(-ReservationTimeout)),     // old and absent: not counted
+			reservation(string(ResizeUID("stored", 2)), list("requests.cpu", "500m"), now.Add(-time.Second)), // resize not stored yet
+		},
+	}
+	got := Recount(l, []*podcache.Pod{podcache.FromPod(stored)}, now)
+	if want := list("pods", "2", "requests.cpu", "1750m"); !sameList(got, want) {
+		t.Errorf("Recount = %v, want %v", got, want)
+	}
+	if !Below(got, Used(l)) || Below(Used(l), got) {
+		t.Errorf("Below(%v, %v) is wrong", got, Used(l))
 	}
 }
 
 func TestRebase(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	young := reservation("young", list("pods", "1"), now.Add(-5*time.Second))
+	young := reservation("young", list("pods", "1"), now.Add(-ReservationTimeout/2))
 	seen := reservation("seen", list("pods", "1"), now.Add(-10*time.Second))
 	lost := reservation("lost", list("pods", "1"), now.Add(-ReservationTimeout))
 	slow := reservation("slow", list("pods", "1"), now.Add(-time.Minute))
 	l := &tenancyv1alpha1.QuotaLedger{Observed: list("pods", "7"), Reservations: []tenancyv1alpha1.QuotaReservation{young, seen, lost, slow}}
 
 	var asked []types.UID
-	got, next, err := Rebase(l, list("pods", "3"), map[types.UID]bool{"seen": true}, now, func(r tenancyv1alpha1.QuotaReservation) (bool, error) {
+	got, next, err := Rebase(l, list("pods", "3"), Seen{"seen": 1}, now, func(r tenancyv1alpha1.QuotaReservation) (bool, error) {
 		asked = append(asked, r.UID)
 		return r.UID == "slow", nil // stored, but not in the cache yet
 	})
@@ -190,7 +294,7 @@ func BenchmarkReserve(b *testing.B) {
 	r := reservation("new", list("pods", "1", "requests.cpu", "100m"), now)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Reserve("acme", l, hard, r); err != nil {
+		if _, _, err := Reserve("acme", l, Used(l), hard, r); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -34,12 +34,13 @@ type Amounts struct {
 // Pod is a pod compacted to what usage and the quota ledger read.
 type Pod struct {
 	metav1.TypeMeta `json:",inline"`
-	// ObjectMeta holds the name, namespace and UID only.
+	// ObjectMeta holds the name, namespace, UID and generation only.
 	metav1.ObjectMeta `json:"metadata"`
 	// Terminal is true once the pod has Succeeded or Failed: it no longer counts.
 	Terminal bool `json:"terminal"`
-	// Requests and Limits are computed as the scheduler and ResourceQuota compute them (init
-	// containers, sidecars, overhead and pod-level resources included).
+	// Requests and Limits are computed as ResourceQuota computes them: init containers, sidecars,
+	// overhead and pod-level resources included, and, while an in-place resize is under way, the
+	// larger of what the spec asks and what the kubelet has allocated.
 	Requests Amounts `json:"requests"`
 	Limits   Amounts `json:"limits"`
 }
@@ -53,13 +54,16 @@ func (p *Pod) DeepCopyObject() runtime.Object {
 
 var podKind = schema.GroupVersionKind{Version: "v1", Kind: "Pod"}
 
+// quotaOptions compute requests and limits as ResourceQuota does.
+var quotaOptions = resourcehelper.PodResourcesOptions{UseStatusResources: true}
+
 // FromPod compacts a pod.
 func FromPod(pod *corev1.Pod) *Pod {
 	out := &Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, Generation: pod.Generation},
 		Terminal:   usage.Terminal(pod),
-		Requests:   amounts(resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})),
-		Limits:     amounts(resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})),
+		Requests:   amounts(resourcehelper.PodRequests(pod, quotaOptions)),
+		Limits:     amounts(resourcehelper.PodLimits(pod, quotaOptions)),
 	}
 	out.SetGroupVersionKind(podKind)
 	return out

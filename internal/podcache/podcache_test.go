@@ -90,16 +90,16 @@ func TestSum(t *testing.T) {
 
 func TestFromPod(t *testing.T) {
 	pod := podWith(corev1.PodRunning, nil, container("1500m", "1Gi"))
-	pod.Name, pod.Namespace, pod.UID = "web", "acme", "u-1"
+	pod.Name, pod.Namespace, pod.UID, pod.Generation = "web", "acme", "u-1", 3
 	pod.Labels = map[string]string{"app": "web"}
 	pod.Spec.Containers[0].Resources.Requests[corev1.ResourceEphemeralStorage] = resource.MustParse("2Gi")
 	got := podcache.FromPod(&pod)
 	want := podcache.Amounts{CPU: 1500, Memory: 1 << 30, EphemeralStorage: 2 << 30}
-	if got.Requests != want || got.Name != "web" || got.Namespace != "acme" || got.UID != "u-1" || got.Terminal {
+	if got.Requests != want || got.Name != "web" || got.Namespace != "acme" || got.UID != "u-1" || got.Generation != 3 || got.Terminal {
 		t.Errorf("FromPod = %+v, want requests %+v and the pod's identity", got, want)
 	}
 	if got.Labels != nil {
-		t.Errorf("labels kept: %v; the cache keeps name, namespace and UID only", got.Labels)
+		t.Errorf("labels kept: %v; the cache keeps name, namespace, UID and generation only", got.Labels)
 	}
 	if got.GetObjectKind().GroupVersionKind().Kind != "Pod" {
 		t.Error("a compact pod says it is a Pod")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,9 +27,12 @@ import (
 )
 
 // Pods reach the webhook only in organization namespaces (never in system namespaces), so that
-// failing closed blocks nothing else. Dry runs are checked without a charge.
+// failing closed blocks nothing else. Dry runs are checked without a charge. Creations and
+// in-place resizes are charged; resizes have their own webhook so that the other updates of pods
+// (labels, finalizers, owner references) never wait for the operator.
 //
 // +kubebuilder:webhook:path=/validate--v1-pod,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups="",resources=pods,verbs=create,versions=v1,name=vpod.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system,patch=`{"namespaceSelector":{"matchExpressions":[{"key":"tenancy.orgoperator.io/organization","operator":"Exists"},{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","kube-public","kube-node-lease","default","org-operator-system"]}]}}`
+// +kubebuilder:webhook:path=/validate--v1-pod,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups="",resources=pods/resize,verbs=update,versions=v1,name=vpodresize.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system,patch=`{"namespaceSelector":{"matchExpressions":[{"key":"tenancy.orgoperator.io/organization","operator":"Exists"},{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","kube-public","kube-node-lease","default","org-operator-system"]}]}}`
 
 // commitTimeout bounds one ledger write, under the webhook's 5 s timeout.
 const commitTimeout = 4 * time.Second
@@ -107,28 +111,65 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 	if usage.Terminal(pod) {
 		return nil, nil
 	}
-	org, hard, err := v.organizationOf(ctx, req.Namespace)
-	if err != nil || org == nil {
-		return nil, err
-	}
-	c := &charge{
-		org:  org.Name,
-		hard: hard,
-		reservation: tenancyv1alpha1.QuotaReservation{
-			UID: pod.UID, Namespace: req.Namespace, Name: pod.Name,
-			Time: metav1.NewTime(v.clock.Now().UTC().Truncate(time.Second)), Usage: ledger.PodUsage(pod),
-		},
-	}
-	if req.DryRun != nil && *req.DryRun {
-		return nil, forbidden(pod, v.check(ctx, org, c))
-	}
-	return nil, forbidden(pod, v.submit(org.Name, c))
+	return nil, v.charge(ctx, req, pod, pod.UID, ledger.PodUsage(pod))
 }
 
-// ValidateUpdate allows updates: the ledger charges creations. (A resize changes requests
-// in place; the namespace's ResourceQuota bounds it.)
-func (v *PodValidator) ValidateUpdate(context.Context, *corev1.Pod, *corev1.Pod) (admission.Warnings, error) {
-	return nil, nil
+// ValidateUpdate charges an in-place resize (the pods/resize subresource) with what it adds to
+// the pod's usage, as ResourceQuota does; a decrease frees room once the controller sees the
+// resized pod. Other updates cannot change what a pod uses.
+func (v *PodValidator) ValidateUpdate(ctx context.Context, old, pod *corev1.Pod) (admission.Warnings, error) {
+	req, err := admission.RequestFromContext(ctx)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if req.SubResource != "resize" || usage.Terminal(pod) {
+		return nil, nil
+	}
+	added := ledger.ResizeUsage(old, pod)
+	if len(added) == 0 {
+		return nil, nil
+	}
+	return nil, v.charge(ctx, req, pod, ledger.ResizeUID(pod.UID, pod.Generation), added)
+}
+
+// charge charges what a creation or a resize adds to the pod's organization, under key.
+func (v *PodValidator) charge(ctx context.Context, req admission.Request, pod *corev1.Pod, key types.UID, added corev1.ResourceList) error {
+	org, hard, err := v.organizationOf(ctx, req.Namespace)
+	if err != nil || org == nil {
+		return err
+	}
+	// The namespace's own ResourceQuotas are checked after the webhook: a pod they refuse must
+	// not hold the organization's room while the controller finds out it does not exist.
+	quotas := &corev1.ResourceQuotaList{}
+	if err := v.apiReader.List(ctx, quotas, client.InNamespace(req.Namespace)); err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	nsErr := ledger.CheckNamespaceQuotas(quotas.Items, pod, added)
+	c := &charge{
+		org:         org.Name,
+		hard:        hard,
+		reservation: tenancyv1alpha1.QuotaReservation{UID: key, Namespace: req.Namespace, Name: pod.Name, Usage: added},
+	}
+	if nsErr != nil {
+		// Refused either way; the organization's own words when its quota refuses the pod too.
+		if err := v.check(ctx, org, c); err != nil {
+			return forbidden(pod, err)
+		}
+		return apierrors.NewForbidden(corev1.Resource("pods"), pod.Name, nsErr)
+	}
+	if req.DryRun != nil && *req.DryRun {
+		return forbidden(pod, v.check(ctx, org, c))
+	}
+	return forbidden(pod, v.submit(org.Name, c))
+}
+
+// ceilSecond rounds t up to the second, as a reservation's time is stored: a charge is never
+// taken for older than it is.
+func ceilSecond(t time.Time) time.Time {
+	if r := t.UTC().Truncate(time.Second); r.Before(t) {
+		return r.Add(time.Second)
+	}
+	return t.UTC()
 }
 
 // ValidateDelete allows deletion; the controller takes the pod out of the ledger.
@@ -276,23 +317,44 @@ func (v *PodValidator) decide(ctx context.Context, name string, q *ledgerQueue, 
 			return nil, err
 		}
 		before := org.DeepCopy()
-		l, admitted := org.Status.Quotas.LedgerOrNil(), 0
-		if l == nil {
-			if l, err = v.observe(ctx, name); err != nil {
+		start := org.Status.Quotas.LedgerOrNil()
+		if start == nil {
+			if start, err = v.observe(ctx, name); err != nil {
 				return nil, err
 			}
 		}
-		for i, c := range batch {
-			var next *tenancyv1alpha1.QuotaLedger
-			next, results[i] = ledger.Reserve(name, l, c.hard, c.reservation)
-			if results[i] == nil {
-				l, admitted = next, admitted+1
+		reserveAll := func(used corev1.ResourceList) (*tenancyv1alpha1.QuotaLedger, int) {
+			l, admitted := start, 0
+			// A charge's time is when it is written, which its pod's storage follows, not when
+			// its request arrived: under load a request waits for the batches before it.
+			at := metav1.NewTime(ceilSecond(v.clock.Now()))
+			for i, c := range batch {
+				c.reservation.Time = at
+				var next *tenancyv1alpha1.QuotaLedger
+				var after corev1.ResourceList
+				next, after, results[i] = ledger.Reserve(name, l, used, c.hard, c.reservation)
+				if results[i] == nil {
+					l, used, admitted = next, after, admitted+1
+				}
 			}
+			return l, admitted
 		}
+		l, admitted := reserveAll(ledger.Used(start))
 		if admitted < len(batch) && !fresh {
 			// A copy that is not the API server's may miss room the controller freed: refuse
 			// only on the ledger as it is now.
 			continue
+		}
+		if admitted < len(batch) {
+			// The ledger still counts pods deleted since the controller last looked, and charges
+			// whose request was refused after the webhook: decide again on the pods that exist.
+			used, recounted, err := v.recount(ctx, org, start)
+			if err != nil {
+				return nil, err
+			}
+			if recounted {
+				l, admitted = reserveAll(used)
+			}
 		}
 		if admitted == 0 {
 			return results, nil
@@ -330,7 +392,7 @@ func (v *PodValidator) organization(ctx context.Context, name string, q *ledgerQ
 	return org, nil
 }
 
-// check decides a dry run without charging it, refusing only on the API server's ledger.
+// check decides a dry run without charging it, refusing only on what the API server stores.
 func (v *PodValidator) check(ctx context.Context, org *tenancyv1alpha1.Organization, c *charge) error {
 	for fresh := false; ; fresh = true {
 		l := org.Status.Quotas.LedgerOrNil()
@@ -341,7 +403,17 @@ func (v *PodValidator) check(ctx context.Context, org *tenancyv1alpha1.Organizat
 			}
 		}
 		err := ledger.Check(org.Name, c.hard, ledger.Used(l), c.reservation.Usage)
-		if err == nil || fresh {
+		if err == nil {
+			return nil
+		}
+		if fresh {
+			used, recounted, rerr := v.recount(ctx, org, l)
+			if rerr != nil {
+				return apierrors.NewInternalError(rerr)
+			}
+			if recounted {
+				return ledger.Check(org.Name, c.hard, used, c.reservation.Usage)
+			}
 			return err
 		}
 		org = &tenancyv1alpha1.Organization{}
@@ -349,6 +421,51 @@ func (v *PodValidator) check(ctx context.Context, org *tenancyv1alpha1.Organizat
 			return apierrors.NewInternalError(err)
 		}
 	}
+}
+
+// recount returns what the organization uses according to the pods the API server stores, for a
+// ledger that may count more: pods deleted since the controller last looked, charges whose
+// request was refused after the webhook. It asks the API server only when the pod cache shows
+// less than the ledger, and reports whether it did.
+func (v *PodValidator) recount(ctx context.Context, org *tenancyv1alpha1.Organization, l *tenancyv1alpha1.QuotaLedger) (corev1.ResourceList, bool, error) {
+	namespaces, err := v.namespacesOf(ctx, org)
+	if err != nil {
+		return nil, false, err
+	}
+	cached, err := podcache.InNamespaces(v.pods, namespaces)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ledger.Below(ledger.Recount(l, cached, v.clock.Now()), ledger.Used(l)) {
+		return nil, false, nil
+	}
+	var stored []*podcache.Pod
+	for _, ns := range namespaces {
+		pods := &corev1.PodList{}
+		if err := v.apiReader.List(ctx, pods, client.InNamespace(ns)); err != nil {
+			return nil, false, err
+		}
+		for i := range pods.Items {
+			stored = append(stored, podcache.FromPod(&pods.Items[i]))
+		}
+	}
+	return ledger.Recount(l, stored, v.clock.Now()), true, nil
+}
+
+// namespacesOf returns every namespace whose pods the ledger may count: those the cache has
+// labelled into the organization, and those the controller counted at its last status write.
+func (v *PodValidator) namespacesOf(ctx context.Context, org *tenancyv1alpha1.Organization) ([]string, error) {
+	labelled, err := inventory.OrganizationNamespaces(ctx, v.reader, org.Name)
+	if err != nil {
+		return nil, err
+	}
+	names := append([]string{org.Status.HomeNamespace}, org.Status.Namespaces...)
+	for i := range labelled {
+		names = append(names, labelled[i].Name)
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return n == "" })
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
 
 // observe starts a ledger from the pods in the cache, for an organization that has none yet.

@@ -32,13 +32,26 @@ func plainPod(ns, name string) *corev1.Pod {
 	}
 }
 
+// cpuPod is a pod that requests cpu.
+func cpuPod(ns, name, cpu string) *corev1.Pod {
+	p := plainPod(ns, name)
+	p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}
+	return p
+}
+
 // quotaOrganization creates an organization limited to maxPods pods in all, with its home
 // namespace and extra namespaces, and waits until the API server can charge every namespace's
 // ResourceQuotas (kube-controller-manager has computed their status).
 func quotaOrganization(ctx context.Context, name string, maxPods string, extra int) []string {
 	GinkgoHelper()
+	return limitedOrganization(ctx, name, corev1.ResourceList{corev1.ResourcePods: resource.MustParse(maxPods)}, extra)
+}
+
+// limitedOrganization is quotaOrganization with any organization-wide quota.
+func limitedOrganization(ctx context.Context, name string, hard corev1.ResourceList, extra int) []string {
+	GinkgoHelper()
 	o := organization(name, tenancyv1alpha1.DeletionPolicyCascade)
-	o.Spec.Quotas = &tenancyv1alpha1.Quotas{OrganizationQuota: corev1.ResourceList{corev1.ResourcePods: resource.MustParse(maxPods)}}
+	o.Spec.Quotas = &tenancyv1alpha1.Quotas{OrganizationQuota: hard}
 	Expect(admin.Create(ctx, o)).To(Succeed())
 	namespaces := []string{name}
 	for i := range extra {
@@ -50,7 +63,10 @@ func quotaOrganization(ctx context.Context, name string, maxPods string, extra i
 		for _, ns := range namespaces {
 			rq := &corev1.ResourceQuota{}
 			g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: controllers.OrganizationQuotaName}, rq)).To(Succeed())
-			g.Expect(rq.Status.Hard).To(HaveKey(corev1.ResourcePods))
+			for resource := range hard {
+				g.Expect(rq.Status.Hard).To(HaveKey(resource))
+				g.Expect(rq.Status.Used).To(HaveKey(resource))
+			}
 		}
 	}).WithContext(ctx).Should(Succeed())
 	return namespaces
@@ -201,7 +217,7 @@ var _ = Describe("Organization-wide quota", func() {
 		Expect(o.Status.Quotas.Ledger.Reservations).To(HaveLen(limit))
 	})
 
-	It("releases the charge of a pod that a later admission step refused", func(ctx SpecContext) {
+	It("refuses itself, without a charge, a pod that the namespace's ResourceQuota would refuse", func(ctx SpecContext) {
 		const name = "refused"
 		namespaces := quotaOrganization(ctx, name, "2", 0)
 		blocker := &corev1.ResourceQuota{
@@ -211,24 +227,142 @@ var _ = Describe("Organization-wide quota", func() {
 		Expect(admin.Create(ctx, blocker)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(blocker), blocker)).To(Succeed())
-			g.Expect(blocker.Status.Hard).To(HaveKey(corev1.ResourcePods))
+			g.Expect(blocker.Status.Used).To(HaveKey(corev1.ResourcePods))
 		}).WithContext(ctx).Should(Succeed())
 
-		// The webhook charges the pod, then the API server's own quota admission refuses it.
-		Expect(admin.Create(ctx, plainPod(namespaces[0], "refused"))).To(MatchError(ContainSubstring("exceeded quota: no-more-pods")))
-		Eventually(func(g Gomega) {
-			g.Expect(quotaStatus(ctx, g, name).Status.Quotas.Ledger.Reservations).To(HaveLen(1))
-		}).WithContext(ctx).Should(Succeed())
+		err := admin.Create(ctx, plainPod(namespaces[0], "refused"))
+		Expect(err).To(MatchError(ContainSubstring(`denied the request: pods "refused" is forbidden: exceeded quota: no-more-pods, requested: pods=1, used: pods=0, limited: pods=0`)))
+		o := &tenancyv1alpha1.Organization{}
+		Expect(admin.Get(ctx, client.ObjectKey{Name: name}, o)).To(Succeed())
+		Expect(o.Status.Quotas.LedgerOrNil().Reservations).To(BeEmpty())
 
-		By("the operator finds the pod was never stored and drops the charge")
 		Expect(admin.Delete(ctx, blocker)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(quotaStatus(ctx, g, name).Status.Quotas.Ledger.Reservations).To(BeEmpty())
-		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 		Eventually(func() error { // once the API server's quota admission has let go of the blocker
 			return admin.Create(ctx, plainPod(namespaces[0], "one"))
 		}).WithContext(ctx).Should(Succeed())
 		Expect(admin.Create(ctx, plainPod(namespaces[0], "two"))).To(Succeed())
 		Expect(admin.Create(ctx, plainPod(namespaces[0], "three"))).To(MatchError(ContainSubstring("exceeded organization quota: refused")))
+	})
+
+	It("does not hold room for a pod the namespace's ResourceQuota refused (issue 12)", func(ctx SpecContext) {
+		const name = "ph"
+		namespaces := limitedOrganization(ctx, name, corev1.ResourceList{corev1.ResourceRequestsCPU: resource.MustParse("2")}, 0)
+		compute := &corev1.ResourceQuota{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespaces[0], Name: "compute"},
+			Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceRequestsCPU: resource.MustParse("1500m")}},
+		}
+		Expect(admin.Create(ctx, compute)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(compute), compute)).To(Succeed())
+			g.Expect(compute.Status.Used).To(HaveKey(corev1.ResourceRequestsCPU))
+		}).WithContext(ctx).Should(Succeed())
+
+		Expect(admin.Create(ctx, cpuPod(namespaces[0], "ph1", "1800m"))).To(MatchError(ContainSubstring(
+			`pods "ph1" is forbidden: exceeded quota: compute, requested: requests.cpu=1800m, used: requests.cpu=0, limited: requests.cpu=1500m`)))
+		Eventually(func() error {
+			return admin.Create(ctx, cpuPod(namespaces[0], "ph2", "500m"))
+		}).WithContext(ctx).WithTimeout(5 * time.Second).Should(Succeed())
+		o := &tenancyv1alpha1.Organization{}
+		Expect(admin.Get(ctx, client.ObjectKey{Name: name}, o)).To(Succeed())
+		for _, r := range o.Status.Quotas.LedgerOrNil().Reservations {
+			Expect(r.Name).NotTo(Equal("ph1"))
+		}
+	})
+
+	It("drops, within seconds, the charge of a pod that a later admission step refused", func(ctx SpecContext) {
+		const name = "scoped"
+		namespaces := quotaOrganization(ctx, name, "2", 0)
+		// The webhook judges only the quotas without scopes: it charges a pod that this one then
+		// refuses.
+		bestEffort := &corev1.ResourceQuota{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespaces[0], Name: "best-effort"},
+			Spec: corev1.ResourceQuotaSpec{
+				Hard:   corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")},
+				Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeBestEffort},
+			},
+		}
+		Expect(admin.Create(ctx, bestEffort)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(bestEffort), bestEffort)).To(Succeed())
+			g.Expect(bestEffort.Status.Used).To(HaveKey(corev1.ResourcePods))
+		}).WithContext(ctx).Should(Succeed())
+
+		Expect(admin.Create(ctx, cpuPod(namespaces[0], "one", "100m"))).To(Succeed())
+		Expect(admin.Create(ctx, plainPod(namespaces[0], "best-effort"))).To(MatchError(ContainSubstring("exceeded quota: best-effort")))
+		Eventually(func() error {
+			return admin.Create(ctx, cpuPod(namespaces[0], "two", "100m"))
+		}).WithContext(ctx).WithTimeout(5 * time.Second).Should(Succeed())
+		Expect(admin.Create(ctx, cpuPod(namespaces[0], "three", "100m"))).To(MatchError(ContainSubstring("exceeded organization quota: scoped")))
+		Expect(countPods(ctx, namespaces)).To(Equal(2))
+	})
+
+	It("makes room as soon as a deleted pod is gone, before the controller settles the ledger", func(ctx SpecContext) {
+		const name = "freed"
+		namespaces := quotaOrganization(ctx, name, "2", 1)
+		Expect(admin.Create(ctx, plainPod(namespaces[0], "a"))).To(Succeed())
+		Expect(admin.Create(ctx, plainPod(namespaces[1], "b"))).To(Succeed())
+		Eventually(func(g Gomega) {
+			l := quotaStatus(ctx, g, name).Status.Quotas.Ledger
+			g.Expect(l.Reservations).To(BeEmpty())
+			g.Expect(l.Observed.Pods().Value()).To(BeEquivalentTo(2))
+		}).WithContext(ctx).Should(Succeed())
+		Expect(admin.Create(ctx, plainPod(namespaces[1], "c"))).To(MatchError(ContainSubstring("exceeded organization quota: freed")))
+
+		Expect(admin.Delete(ctx, plainPod(namespaces[0], "a"))).To(Succeed())
+		Eventually(func(g Gomega) { // the operator's pod cache has seen the deletion
+			pods, err := env.Pods.InNamespace(namespaces[0])
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pods).To(BeEmpty())
+		}).WithContext(ctx).Should(Succeed())
+		Expect(admin.Create(ctx, plainPod(namespaces[1], "c"))).To(Succeed())
+		Expect(admin.Create(ctx, plainPod(namespaces[0], "d"))).To(MatchError(ContainSubstring("exceeded organization quota: freed")))
+		Expect(countPods(ctx, namespaces)).To(Equal(2))
+	})
+
+	It("charges in-place resizes like creations", func(ctx SpecContext) {
+		const name = "resize"
+		namespaces := limitedOrganization(ctx, name, corev1.ResourceList{corev1.ResourceRequestsCPU: resource.MustParse("2")}, 1)
+		r0, r1 := cpuPod(namespaces[0], "r0", "400m"), cpuPod(namespaces[1], "r1", "400m")
+		Expect(admin.Create(ctx, r0)).To(Succeed())
+		Expect(admin.Create(ctx, r1)).To(Succeed())
+		resize := func(p *corev1.Pod, cpu string) error {
+			p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse(cpu)
+			return admin.SubResource("resize").Update(ctx, p)
+		}
+		Expect(resize(r0, "1500m")).To(Succeed())
+		err := resize(r1, "1500m")
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err).To(MatchError(ContainSubstring(
+			`pods "r1" is forbidden: exceeded organization quota: resize, requested: requests.cpu=1100m, used: requests.cpu=1900m, limited: requests.cpu=2`)))
+		requested := func() int64 {
+			total := int64(0)
+			for _, ns := range namespaces {
+				pods := &corev1.PodList{}
+				Expect(admin.List(ctx, pods, client.InNamespace(ns))).To(Succeed())
+				for _, p := range pods.Items {
+					total += p.Spec.Containers[0].Resources.Requests.Cpu().MilliValue()
+				}
+			}
+			return total
+		}
+		Expect(requested()).To(BeEquivalentTo(1900))
+
+		By("a decrease frees room once the operator sees it")
+		Expect(admin.Get(ctx, client.ObjectKeyFromObject(r0), r0)).To(Succeed())
+		Expect(resize(r0, "400m")).To(Succeed())
+		Eventually(func() error {
+			Expect(admin.Get(ctx, client.ObjectKeyFromObject(r1), r1)).To(Succeed())
+			return resize(r1, "1500m")
+		}).WithContext(ctx).WithTimeout(5 * time.Second).Should(Succeed())
+		Expect(requested()).To(BeEquivalentTo(1900))
+		Expect(admin.Get(ctx, client.ObjectKeyFromObject(r0), r0)).To(Succeed())
+		Expect(resize(r0, "600m")).To(MatchError(ContainSubstring("exceeded organization quota: resize, requested: requests.cpu=200m")))
+
+		By("the ledger settles the resizes once the controller sees them")
+		Eventually(func(g Gomega) {
+			l := quotaStatus(ctx, g, name).Status.Quotas.Ledger
+			g.Expect(l.Reservations).To(BeEmpty())
+			g.Expect(l.Observed.Name(corev1.ResourceRequestsCPU, resource.DecimalSI).MilliValue()).To(BeEquivalentTo(1900))
+		}).WithContext(ctx).Should(Succeed())
 	})
 })
