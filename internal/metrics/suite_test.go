@@ -59,14 +59,11 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	ctx := context.Background()
-	rbac := filepath.Join("..", "..", "config", "rbac")
-	for _, f := range []string{"role.yaml", "metrics_auth_role.yaml", "metrics_reader_role.yaml"} {
-		Expect(controlplane.CreateClusterRoles(ctx, k8s, filepath.Join(rbac, f))).To(Succeed())
-	}
-	for _, role := range []string{"org-operator-manager-role", "org-operator-metrics-auth-role"} {
-		bindClusterRole(ctx, role, map[string]any{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "org-operator"})
-	}
-	operatorCfg, err := cp.AddUser("org-operator")
+	// The operator's RBAC as config/default installs it, the operator as its ServiceAccount.
+	root, err := controlplane.RepoRoot()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(controlplane.InstallRBAC(ctx, k8s, root)).To(Succeed())
+	operatorCfg, err := cp.OperatorConfig()
 	Expect(err).NotTo(HaveOccurred())
 	operatorCfg = rest.CopyConfig(operatorCfg)
 

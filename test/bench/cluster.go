@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -24,7 +22,7 @@ import (
 // Users the audit log tells apart. The operator runs as the ServiceAccount user a real install
 // has, bound only to config/rbac/role.yaml; the harness is a cluster admin of its own.
 const (
-	operatorUser = "system:serviceaccount:org-operator-system:org-operator-controller-manager"
+	operatorUser = controlplane.OperatorUser
 	benchUser    = "org-operator-bench"
 	operatorUA   = "org-operator" // main.go sets it
 )
@@ -122,25 +120,11 @@ func (c *cluster) setup(ctx context.Context, cfg *config, workDir string) error 
 		}
 	}
 
-	// The operator's permissions: the generated role, and the role it binds for organization admins.
-	admin := c.clients[agentCreate]
-	for _, f := range []string{"role.yaml", "organization_admin_role.yaml"} {
-		if err := controlplane.CreateClusterRoles(ctx, admin, filepath.Join(cfg.repo, "config", "rbac", f)); err != nil {
-			return err
-		}
-	}
-	if err := admin.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "org-operator-manager-rolebinding"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "org-operator-manager-role"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
-	}); err != nil {
+	// The operator's permissions and guards, exactly as config/default installs them.
+	if err := controlplane.InstallRBAC(ctx, c.clients[agentCreate], cfg.repo); err != nil {
 		return err
 	}
-	user, err := c.cp.Env.AddUser(envtest.User{Name: operatorUser}, c.cp.Config)
-	if err != nil {
-		return err
-	}
-	kubeconfig, err := user.KubeConfig()
+	kubeconfig, err := c.cp.OperatorKubeconfig()
 	if err != nil {
 		return err
 	}

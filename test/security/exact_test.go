@@ -42,12 +42,12 @@ func settled(ctx context.Context, org string) {
 			g.Expect(meta.IsStatusConditionTrue(m.Status.Conditions, tenancyv1alpha1.ReadyCondition)).To(BeTrue(), "member %s", m.Name)
 			g.Expect(m.Status.ObservedGeneration).To(Equal(m.Generation))
 		}
-	}).WithContext(ctx).Should(Succeed())
+	}).Should(Succeed())
 	Eventually(func(g Gomega) {
 		first := versions(members(ctx, org))
 		time.Sleep(time.Second)
 		g.Expect(versions(members(ctx, org))).To(Equal(first))
-	}).WithContext(ctx).Should(Succeed())
+	}).Should(Succeed())
 }
 
 func versions(ms []tenancyv1alpha1.OrganizationMember) map[string]string {

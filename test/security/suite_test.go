@@ -207,12 +207,12 @@ func waitForQuiet(ctx context.Context) {
 			g.Expect(meta.IsStatusConditionTrue(m.Status.Conditions, tenancyv1alpha1.ReadyCondition)).To(BeTrue(), "member %s/%s", m.Namespace, m.Name)
 			g.Expect(m.Status.ObservedGeneration).To(Equal(m.Generation))
 		}
-	}).WithContext(ctx).Should(Succeed())
+	}).Should(Succeed())
 	Eventually(func(g Gomega) {
 		first := snapshot(ctx)
 		time.Sleep(1500 * time.Millisecond)
 		g.Expect(changed(first, snapshot(ctx))).To(BeEmpty())
-	}).WithContext(ctx).Should(Succeed())
+	}).Should(Succeed())
 }
 
 // racePrefix starts the names of the organizations that specs make for themselves.
