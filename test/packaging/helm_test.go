@@ -77,12 +77,14 @@ var _ = Describe("Helm chart", func() {
 
 	It("renders the operator with the documented defaults", func() {
 		objs := template()
+		_, rbac := kustomize("config/rbac") // the admission policies are config/rbac's, all of them
 		Expect(kinds(objs)).To(Equal(map[string]int{
 			"CustomResourceDefinition": len(configCRDs()), "ServiceAccount": 1, "ClusterRole": 6, "ClusterRoleBinding": 2,
 			"Role": 2, "RoleBinding": 2, "Service": 2, "Deployment": 1, "PodDisruptionBudget": 1,
 			"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1, "Secret": 1,
-			"ValidatingAdmissionPolicy": 4, "ValidatingAdmissionPolicyBinding": 4,
+			"ValidatingAdmissionPolicy": kinds(rbac)["ValidatingAdmissionPolicy"], "ValidatingAdmissionPolicyBinding": kinds(rbac)["ValidatingAdmissionPolicyBinding"],
 		}))
+		Expect(names(objs, "ValidatingAdmissionPolicy")).To(ConsistOf(names(rbac, "ValidatingAdmissionPolicy")))
 		Expect(names(objs, "ClusterRole")).To(ConsistOf("org-operator-manager-role", "org-operator-metrics-auth-role",
 			"org-operator-metrics-reader", "org-operator-organization-admin", "orgoperator-viewer", "orgoperator-editor"))
 		Expect(names(objs, "CustomResourceDefinition")).To(ContainElements(
