@@ -2,12 +2,15 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/clock"
@@ -16,7 +19,9 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/arbiter"
+	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/membership"
+	"github.com/orgoperator/org-operator/internal/quota"
 )
 
 var namespaceKind = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
@@ -53,12 +58,12 @@ type PlatformAuthorizer interface {
 
 // ValidateCreate checks a namespace created with the organization label.
 func (v *NamespaceValidator) ValidateCreate(ctx context.Context, ns *corev1.Namespace) (admission.Warnings, error) {
-	return nil, v.check(ctx, nil, ns)
+	return v.check(ctx, nil, ns)
 }
 
 // ValidateUpdate checks a change of the organization or home label.
 func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, old, ns *corev1.Namespace) (admission.Warnings, error) {
-	return nil, v.check(ctx, old, ns)
+	return v.check(ctx, old, ns)
 }
 
 // ValidateDelete allows deletion: who may delete a namespace is RBAC's business.
@@ -66,33 +71,33 @@ func (v *NamespaceValidator) ValidateDelete(context.Context, *corev1.Namespace) 
 	return nil, nil
 }
 
-func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespace) error {
+func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespace) (admission.Warnings, error) {
 	var oldOrg, oldHome string
 	if old != nil {
 		oldOrg, oldHome = old.Labels[tenancyv1alpha1.OrganizationLabel], old.Labels[tenancyv1alpha1.HomeNamespaceLabel]
 	}
 	newOrg, newHome := ns.Labels[tenancyv1alpha1.OrganizationLabel], ns.Labels[tenancyv1alpha1.HomeNamespaceLabel]
 	if old != nil && oldOrg == newOrg && oldHome == newHome {
-		return nil
+		return nil, nil
 	}
 	req, err := admission.RequestFromContext(ctx)
 	if err != nil {
-		return apierrors.NewInternalError(err)
+		return nil, apierrors.NewInternalError(err)
 	}
 	admin, err := v.Authorizer.IsPlatformAdmin(ctx, req.UserInfo)
 	if err != nil {
-		return apierrors.NewInternalError(err)
+		return nil, apierrors.NewInternalError(err)
 	}
 	if !admin {
 		if err := v.authorize(ctx, req.UserInfo.Username, ns, oldOrg, newOrg, oldHome, newHome); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// The home namespace always belongs to its organization, whatever the quota.
 	if newOrg == "" || newOrg == oldOrg || newHome == "true" {
-		return nil
+		return nil, nil
 	}
-	return v.admitJoin(ctx, ns, newOrg, req.DryRun != nil && *req.DryRun)
+	return v.admitJoin(ctx, ns, newOrg, admin, req.DryRun != nil && *req.DryRun)
 }
 
 // authorize lets an organization's admins add namespaces to it and take them out, and nothing
@@ -180,10 +185,15 @@ func (a *sarAuthorizer) IsPlatformAdmin(ctx context.Context, user authentication
 }
 
 // admitJoin refuses a namespace joining an organization that has, or may have, maxNamespaces
-// already, whoever asks: a platform admin raises the quota first. It records the joins it admits.
-func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace, orgName string, dryRun bool) error {
+// already, whoever asks: a platform admin raises the quota first. It charges the pods the
+// namespace already runs to the organization-wide quota ledger, so that taking a namespace out,
+// filling it and labelling it back cannot launder usage: a tenant's join that does not fit is
+// refused, a platform admin's is charged anyway, with a warning. It records the joins it admits.
+func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace, orgName string, platformAdmin, dryRun bool) (admission.Warnings, error) {
 	now := v.Clock.Now()
-	return v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(org *tenancyv1alpha1.Organization) (bool, error) {
+	var warnings admission.Warnings
+	err := v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(org *tenancyv1alpha1.Organization) (bool, error) {
+		warnings = nil
 		if org == nil {
 			return false, nil // the organization label names nothing yet; the controller reports it
 		}
@@ -204,12 +214,73 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 			return false, v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
 				msg+"; ask a platform admin to raise it"))
 		}
-		if dryRun || q.MaxNamespaces == nil {
+		charged, excess, err := v.chargeJoin(ctx, org, ns, ledger.Enforced(q.OrganizationQuota), now)
+		if err != nil {
+			return false, err
+		}
+		if excess != nil && !platformAdmin {
+			return false, v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
+				fmt.Sprintf("the pods namespace %s runs do not fit in what organization %s has left: %v", ns.Name, orgName, excess)))
+		}
+		if excess != nil {
+			warnings = append(warnings, fmt.Sprintf("namespace %s takes organization %s past its quota: %v", ns.Name, orgName, excess))
+		}
+		if dryRun || (q.MaxNamespaces == nil && !charged) {
 			return false, nil
 		}
-		arbiter.RecordNamespace(org, ns.Name, now)
+		if q.MaxNamespaces != nil {
+			arbiter.RecordNamespace(org, ns.Name, now)
+		}
 		return true, nil
 	})
+	return warnings, err
+}
+
+// chargeJoin charges the pods that a joining namespace runs to the organization's quota ledger
+// (on org, which the caller writes), as the pod webhook charges new pods; the operator settles
+// the charges once it sees the pods in the organization. It reports whether it charged anything,
+// and what the pods would take past hard (all of them are charged all the same). An organization
+// without a ledger yet has its pods counted by the pod webhook's first charge.
+func (v *NamespaceValidator) chargeJoin(ctx context.Context, org *tenancyv1alpha1.Organization, ns *corev1.Namespace, hard corev1.ResourceList, now time.Time) (bool, error, error) {
+	l := org.Status.Quotas.LedgerOrNil()
+	if len(hard) == 0 || l == nil {
+		return false, nil, nil
+	}
+	pods := &corev1.PodList{}
+	if err := v.Live.List(ctx, pods, client.InNamespace(ns.Name)); err != nil {
+		return false, nil, apierrors.NewInternalError(err)
+	}
+	used := ledger.Used(l)
+	var excess error
+	charged := false
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		r := tenancyv1alpha1.QuotaReservation{UID: p.UID, Namespace: p.Namespace, Name: p.Name, Time: metav1.NewTime(now), Usage: ledger.PodUsage(p)}
+		next, after, err := ledger.Reserve(org.Name, l, used, hard, r)
+		var exceeded *ledger.ExceededError
+		switch {
+		case errors.As(err, &exceeded):
+			if excess == nil {
+				excess = err
+			}
+			next = l.DeepCopy()
+			next.Reservations = append(next.Reservations, r)
+			after = quota.Sum(used, r.Usage)
+		case err != nil:
+			return false, nil, apierrors.NewForbidden(corev1.Resource("namespaces"), ns.Name, err)
+		}
+		l, used, charged = next, after, true
+	}
+	if charged {
+		if org.Status.Quotas == nil {
+			org.Status.Quotas = &tenancyv1alpha1.QuotaStatus{}
+		}
+		org.Status.Quotas.Ledger = l
+	}
+	return charged, excess, nil
 }
 
 // whoAmI asks the API server which user the operator's credentials authenticate as.

@@ -12,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
@@ -249,5 +250,67 @@ var _ = Describe("Members who are not admins", func() {
 		for _, rb := range rbs.Items {
 			Expect(rb.RoleRef.Name).To(Equal("edit"), "dave got %s in %s", rb.RoleRef.Name, rb.Namespace)
 		}
+	})
+})
+
+var _ = Describe("A namespace joining an organization", func() {
+	It("brings its pods into the organization-wide quota: leaving and rejoining launders nothing", func(ctx SpecContext) {
+		org := newOrganization(ctx, &tenancyv1alpha1.Quotas{OrganizationQuota: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("3")}})
+		owner := "owner@" + org + ".example"
+		Expect(admin.Create(ctx, member(org, "owner", owner, true, tenancyv1alpha1.KubernetesRoleAdmin))).To(Succeed())
+		side := org + "-x"
+		Expect(admin.Create(ctx, namespace(side, orgLabel(org)))).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { _ = admin.Delete(ctx, namespace(side, nil)) })
+		for i := range 2 {
+			Expect(admin.Create(ctx, pod(org, fmt.Sprintf("p%d", i)))).To(Succeed())
+		}
+		// The owner may label namespaces, so that the webhook, not RBAC, is what stops it.
+		Expect(admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: org + "-self-service"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "namespace-self-service"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: owner}},
+		})).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			_ = admin.Delete(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: org + "-self-service"}})
+		})
+		settled(ctx, org)
+		oc, err := env.ClientAs(owner)
+		Expect(err).NotTo(HaveOccurred())
+		label := func(c client.Client, value string) error {
+			v := "null"
+			if value != "" {
+				v = fmt.Sprintf("%q", value)
+			}
+			return c.Patch(ctx, namespace(side, nil), client.RawPatch(types.MergePatchType,
+				[]byte(fmt.Sprintf(`{"metadata":{"labels":{%q:%s}}}`, tenancyv1alpha1.OrganizationLabel, v))))
+		}
+
+		By("the organization's admin taking the namespace out, and 3 pods started there")
+		Expect(label(oc, "")).To(Succeed())
+		for i := range 3 {
+			Expect(admin.Create(ctx, pod(side, fmt.Sprintf("q%d", i)))).To(Succeed())
+		}
+		before := &corev1.Namespace{}
+		Expect(admin.Get(ctx, client.ObjectKey{Name: side}, before)).To(Succeed())
+
+		By("the admin labelling it back: refused, and nothing changed")
+		Expect(label(oc, org)).To(MatchError(And(ContainSubstring("the pods namespace "+side+" runs do not fit in what organization "+org+" has left"),
+			ContainSubstring("exceeded organization quota"))))
+		after := &corev1.Namespace{}
+		Expect(admin.Get(ctx, client.ObjectKey{Name: side}, after)).To(Succeed())
+		Expect(after.ResourceVersion).To(Equal(before.ResourceVersion))
+
+		By("a platform admin labelling it back: allowed, charged, and the next pod refused")
+		Expect(label(admin, org)).To(Succeed())
+		o := &tenancyv1alpha1.Organization{}
+		Expect(admin.Get(ctx, client.ObjectKey{Name: org}, o)).To(Succeed())
+		used := o.Status.Quotas.Ledger.Observed.DeepCopy()
+		for _, r := range o.Status.Quotas.Ledger.Reservations {
+			q := used[corev1.ResourcePods]
+			q.Add(r.Usage[corev1.ResourcePods])
+			used[corev1.ResourcePods] = q
+		}
+		Expect(used.Pods().Value()).To(BeEquivalentTo(5))
+		Expect(admin.Create(ctx, pod(org, "p9"))).To(MatchError(ContainSubstring("exceeded")))
 	})
 })

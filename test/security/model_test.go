@@ -316,8 +316,8 @@ var rules = []rule{
 		bob: rbac("create", "pods"), nora: rbac("create", "pods"), carol: rbac("create", "pods"), mallory: rbac("create", "pods"), operator: rbac("create", "pods")})},
 	{"create a pod in beta-dev", createObj(pod("beta-dev", "job")), map[string]outcome{carol: allowed, alice: rbac("create", "pods"), dave: rbac("create", "pods")}},
 	{"create a pod in organization full, at its pod quota", createObj(pod("full", "more")), map[string]outcome{
-		platform: denied("exceeded quota: org-operator-organization"), replicaSets: denied("exceeded quota: org-operator-organization"),
-		jobs: denied("exceeded quota: org-operator-organization")}},
+		platform: denied("exceeded organization quota: full"), replicaSets: denied("exceeded organization quota: full"),
+		jobs: denied("exceeded organization quota: full")}},
 	{"create a pod in alpha-dev as a controller", createObj(pod("alpha-dev", "replica")), map[string]outcome{replicaSets: allowed, jobs: allowed}},
 	{"create a pod in namespace outside", createObj(pod("outside", "job")), map[string]outcome{alice: rbac("create", "pods"), dave: rbac("create", "pods")}},
 	{"delete pod web", deleteObj(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "alpha-dev", Name: "web"}}), map[string]outcome{
