@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"time"
 
@@ -13,11 +12,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/testenv"
 )
 
 // The world every spec starts from: two organizations with their admins and members, a
@@ -137,49 +136,22 @@ func waitForQuiet(ctx context.Context) {
 	Eventually(func(g Gomega) {
 		first := snapshot(ctx)
 		time.Sleep(1500 * time.Millisecond)
-		g.Expect(changed(first, snapshot(ctx))).To(BeEmpty())
+		g.Expect(testenv.Changed(first, snapshot(ctx))).To(BeEmpty())
 	}).WithContext(ctx).Should(Succeed())
-}
-
-// changed lists the objects whose resourceVersion differs between two snapshots, or that exist
-// in only one.
-func changed(before, after map[string]string) []string {
-	var out []string
-	for k, v := range before {
-		if after[k] != v {
-			out = append(out, fmt.Sprintf("%s: %s -> %q", k, v, after[k]))
-		}
-	}
-	for k, v := range after {
-		if _, ok := before[k]; !ok {
-			out = append(out, fmt.Sprintf("%s: created (%s)", k, v))
-		}
-	}
-	return out
 }
 
 // snapshot records the resourceVersion of everything a tenant could try to change.
 func snapshot(ctx context.Context) map[string]string {
 	GinkgoHelper()
-	out := map[string]string{}
-	add := func(kind string, list client.ObjectList) {
-		Expect(admin.List(ctx, list)).To(Succeed())
-		Expect(meta.EachListItem(list, func(o runtime.Object) error {
-			m, err := meta.Accessor(o)
-			if err != nil {
-				return err
-			}
-			out[fmt.Sprintf("%s %s/%s", kind, m.GetNamespace(), m.GetName())] = m.GetResourceVersion()
-			return nil
-		})).To(Succeed())
-	}
-	each := add
-	each("Organization", &tenancyv1alpha1.OrganizationList{})
-	each("OrganizationMember", &tenancyv1alpha1.OrganizationMemberList{})
-	each("Namespace", &corev1.NamespaceList{})
-	each("RoleBinding", &rbacv1.RoleBindingList{})
-	each("ClusterRoleBinding", &rbacv1.ClusterRoleBindingList{})
-	each("Pod", &corev1.PodList{})
+	out, err := testenv.Versions(ctx, admin, map[string]client.ObjectList{
+		"Organization":       &tenancyv1alpha1.OrganizationList{},
+		"OrganizationMember": &tenancyv1alpha1.OrganizationMemberList{},
+		"Namespace":          &corev1.NamespaceList{},
+		"RoleBinding":        &rbacv1.RoleBindingList{},
+		"ClusterRoleBinding": &rbacv1.ClusterRoleBindingList{},
+		"Pod":                &corev1.PodList{},
+	}, nil)
+	Expect(err).NotTo(HaveOccurred())
 	return out
 }
 
@@ -242,7 +214,7 @@ var _ = Describe("Admission", Ordered, func() {
 			Expect(err).To(HaveOccurred())
 			Expect(apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err)).To(BeTrue(), "unexpected error kind: %v", err)
 			Expect(err.Error()).To(ContainSubstring(want))
-			Expect(changed(before, snapshot(ctx))).To(BeEmpty(), "the rejected request changed the cluster")
+			Expect(testenv.Changed(before, snapshot(ctx))).To(BeEmpty(), "the rejected request changed the cluster")
 		},
 
 		// Organizations, as a platform admin: the webhook's rules beyond the schema.

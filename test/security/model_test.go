@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/testenv"
 )
 
 // outcome is what an attempt must get: allowed, or denied with a message containing message.
@@ -351,7 +352,7 @@ var _ = Describe("The security model, actor by actor", func() {
 					Expect(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)).To(BeTrue(), "not a refusal: %v", err)
 					Expect(err.Error()).To(ContainSubstring(want.message))
 				}
-				Expect(changed(before, snapshot(ctx))).To(BeEmpty(), "the attempt changed the cluster")
+				Expect(testenv.Changed(before, snapshot(ctx))).To(BeEmpty(), "the attempt changed the cluster")
 			})
 		}
 	}

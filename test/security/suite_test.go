@@ -6,7 +6,6 @@ package security_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -211,7 +209,7 @@ func waitForQuiet(ctx context.Context) {
 	Eventually(func(g Gomega) {
 		first := snapshot(ctx)
 		time.Sleep(1500 * time.Millisecond)
-		g.Expect(changed(first, snapshot(ctx))).To(BeEmpty())
+		g.Expect(testenv.Changed(first, snapshot(ctx))).To(BeEmpty())
 	}).Should(Succeed())
 }
 
@@ -221,8 +219,7 @@ const racePrefix = "race-"
 // snapshot records the resourceVersion of everything an attempt could change in the shared world.
 func snapshot(ctx context.Context) map[string]string {
 	GinkgoHelper()
-	out := map[string]string{}
-	for kind, list := range map[string]client.ObjectList{
+	out, err := testenv.Versions(ctx, admin, map[string]client.ObjectList{
 		"Organization":       &tenancyv1alpha1.OrganizationList{},
 		"OrganizationPlan":   &tenancyv1alpha1.OrganizationPlanList{},
 		"OrganizationMember": &tenancyv1alpha1.OrganizationMemberList{},
@@ -234,36 +231,11 @@ func snapshot(ctx context.Context) map[string]string {
 		"LimitRange":         &corev1.LimitRangeList{},
 		"Secret":             &corev1.SecretList{},
 		"Pod":                &corev1.PodList{},
-	} {
-		Expect(admin.List(ctx, list)).To(Succeed())
-		Expect(meta.EachListItem(list, func(o runtime.Object) error {
-			m, err := meta.Accessor(o)
-			if err != nil {
-				return err
-			}
-			if strings.Contains(m.GetNamespace()+"/"+m.GetName(), racePrefix) {
-				return nil // the concurrency specs' own organizations, coming and going
-			}
-			out[fmt.Sprintf("%s %s/%s", kind, m.GetNamespace(), m.GetName())] = m.GetResourceVersion()
-			return nil
-		})).To(Succeed())
-	}
-	return out
-}
-
-// changed lists what differs between two snapshots.
-func changed(before, after map[string]string) []string {
-	var out []string
-	for k, v := range before {
-		if after[k] != v {
-			out = append(out, fmt.Sprintf("%s: %s -> %q", k, v, after[k]))
-		}
-	}
-	for k, v := range after {
-		if _, ok := before[k]; !ok {
-			out = append(out, fmt.Sprintf("%s: created (%s)", k, v))
-		}
-	}
+	}, func(namespace, name string) bool {
+		// The concurrency specs' own organizations, coming and going.
+		return strings.Contains(namespace+"/"+name, racePrefix)
+	})
+	Expect(err).NotTo(HaveOccurred())
 	return out
 }
 
