@@ -241,7 +241,8 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 // the charges once it sees the pods in the organization. It reports whether it charged anything,
 // and what the pods would take past hard (all of them are charged all the same). An organization
 // without a ledger yet has its pods counted by the pod webhook's first charge.
-func (v *NamespaceValidator) chargeJoin(ctx context.Context, org *tenancyv1alpha1.Organization, ns *corev1.Namespace, hard corev1.ResourceList, now time.Time) (bool, error, error) {
+func (v *NamespaceValidator) chargeJoin(ctx context.Context, org *tenancyv1alpha1.Organization, ns *corev1.Namespace, hard corev1.ResourceList,
+	now time.Time) (charged bool, excess *ledger.ExceededError, err error) {
 	l := org.Status.Quotas.LedgerOrNil()
 	if len(hard) == 0 || l == nil {
 		return false, nil, nil
@@ -251,8 +252,6 @@ func (v *NamespaceValidator) chargeJoin(ctx context.Context, org *tenancyv1alpha
 		return false, nil, apierrors.NewInternalError(err)
 	}
 	used := ledger.Used(l)
-	var excess error
-	charged := false
 	for i := range pods.Items {
 		p := &pods.Items[i]
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
@@ -264,7 +263,7 @@ func (v *NamespaceValidator) chargeJoin(ctx context.Context, org *tenancyv1alpha
 		switch {
 		case errors.As(err, &exceeded):
 			if excess == nil {
-				excess = err
+				excess = exceeded
 			}
 			next = l.DeepCopy()
 			next.Reservations = append(next.Reservations, r)
