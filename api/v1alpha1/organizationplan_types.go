@@ -33,10 +33,14 @@ type Quotas struct {
 	// +kubebuilder:validation:MaxProperties=32
 	NamespaceQuota corev1.ResourceList `json:"namespaceQuota,omitempty"`
 
-	// organizationQuota limits the sum over all of the organization's namespaces. The operator
-	// splits what is left of it among the namespaces' ResourceQuotas.
+	// organizationQuota limits the sum, over all of the organization's namespaces, of what pods
+	// use: pods, count/pods, and cpu, memory and ephemeral-storage requests (bare or requests.*)
+	// and limits (limits.*). The operator charges each pod against it at admission (see
+	// docs/quotas.md). Other resources cannot be held organization-wide and are refused: limit
+	// them per namespace with namespaceQuota.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['pods', 'count/pods', 'cpu', 'memory', 'ephemeral-storage', 'requests.cpu', 'requests.memory', 'requests.ephemeral-storage', 'limits.cpu', 'limits.memory', 'limits.ephemeral-storage'])",message="organizationQuota supports only pods, count/pods, cpu, memory, ephemeral-storage, requests.cpu, requests.memory, requests.ephemeral-storage, limits.cpu, limits.memory, limits.ephemeral-storage; limit other resources per namespace with namespaceQuota"
 	OrganizationQuota corev1.ResourceList `json:"organizationQuota,omitempty"`
 
 	// limitRange gives containers in the organization's namespaces default requests and limits,

@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -435,6 +436,181 @@ var _ = Describe("Admission of Organizations and OrganizationMembers", func() {
 			Expect(err.Error()).To(ContainSubstring(`spec.deletionPolicy: Unsupported value: "Orphan": supported values: "Block", "Cascade"`))
 			Expect(get().Spec.DeletionPolicy).To(Equal(tenancyv1alpha1.DeletionPolicyCascade))
 		})
+	})
+})
+
+// supportedMessage is the message of the rule that keeps organizationQuota to the resources the
+// operator holds organization-wide.
+const supportedMessage = "organizationQuota supports only pods, count/pods, cpu, memory, ephemeral-storage, " +
+	"requests.cpu, requests.memory, requests.ephemeral-storage, limits.cpu, limits.memory, limits.ephemeral-storage; " +
+	"limit other resources per namespace with namespaceQuota"
+
+// quantities returns a ResourceList of name, quantity pairs.
+func quantities(kv ...string) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for i := 0; i < len(kv); i += 2 {
+		out[corev1.ResourceName(kv[i])] = resource.MustParse(kv[i+1])
+	}
+	return out
+}
+
+// everySupported holds every resource organizationQuota accepts.
+var everySupported = quantities("pods", "50", "count/pods", "50", "cpu", "8", "memory", "16Gi", "ephemeral-storage", "20Gi",
+	"requests.cpu", "8", "requests.memory", "16Gi", "requests.ephemeral-storage", "20Gi",
+	"limits.cpu", "16", "limits.memory", "32Gi", "limits.ephemeral-storage", "40Gi")
+
+// newPlan returns a valid OrganizationPlan named name with quotas.
+func newPlan(name string, quotas tenancyv1alpha1.Quotas) *tenancyv1alpha1.OrganizationPlan {
+	return &tenancyv1alpha1.OrganizationPlan{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       tenancyv1alpha1.OrganizationPlanSpec{DisplayName: "Test Plan", Quotas: quotas},
+	}
+}
+
+// withQuotas sets an organization's quotas.
+func withQuotas(q tenancyv1alpha1.Quotas) func(*tenancyv1alpha1.Organization) {
+	return func(o *tenancyv1alpha1.Organization) { o.Spec.Quotas = &q }
+}
+
+var _ = Describe("organizationQuota", func() {
+	// expectRefused checks that err is the API server refusing organizationQuota with the rule's message.
+	expectRefused := func(err error) {
+		GinkgoHelper()
+		Expect(err).To(HaveOccurred(), "the API server accepted the resource")
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "not an Invalid error: %v", err)
+		Expect(err.Error()).To(ContainSubstring("spec.quotas.organizationQuota: Invalid value"))
+		Expect(err.Error()).To(ContainSubstring(supportedMessage))
+	}
+
+	DescribeTable("refuses a resource the operator cannot hold organization-wide",
+		func(obj client.Object) {
+			obj = obj.DeepCopyObject().(client.Object)
+			err := k8sClient.Create(ctx, obj)
+			if err == nil {
+				DeferCleanup(func() { _ = k8sClient.Delete(ctx, obj) })
+			}
+			GinkgoWriter.Printf("rejected: %v\n", err)
+			expectRefused(err)
+			Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), freshCopy(obj)))).To(BeTrue())
+		},
+		Entry("a plan with count/deployments.apps", newPlan("quota-deployments", tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("pods", "500", "count/deployments.apps", "200")})),
+		Entry("an organization with count/deployments.apps", newOrg("quota-deployments", withQuotas(tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("count/deployments.apps", "200")}))),
+		Entry("a plan with requests.storage", newPlan("quota-storage", tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("requests.storage", "100Gi")})),
+		Entry("an organization with persistentvolumeclaims", newOrg("quota-claims", withQuotas(tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("requests.cpu", "4", "persistentvolumeclaims", "10")}))),
+		Entry("an organization with services", newOrg("quota-services", withQuotas(tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("services", "10")}))),
+		Entry("an organization with an extended resource", newOrg("quota-gpu", withQuotas(tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("requests.nvidia.com/gpu", "4")}))),
+	)
+
+	DescribeTable("accepts every resource the ledger charges, and anything in namespaceQuota",
+		func(obj client.Object) {
+			obj = obj.DeepCopyObject().(client.Object)
+			Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+			DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, obj))).To(Succeed()) })
+		},
+		Entry("a plan", newPlan("quota-supported", tenancyv1alpha1.Quotas{
+			OrganizationQuota: everySupported,
+			NamespaceQuota:    quantities("count/deployments.apps", "20", "requests.storage", "100Gi", "services", "10"),
+		})),
+		Entry("an organization", newOrg("quota-supported", withQuotas(tenancyv1alpha1.Quotas{
+			OrganizationQuota: everySupported,
+			NamespaceQuota:    quantities("count/deployments.apps", "20", "requests.storage", "100Gi", "services", "10"),
+		}))),
+	)
+
+	It("refuses an update that adds an unsupported resource, and leaves the object as it was", func() {
+		o := newOrg("quota-update", withQuotas(tenancyv1alpha1.Quotas{OrganizationQuota: quantities("pods", "10")}))
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, o))).To(Succeed()) })
+
+		o.Spec.Quotas.OrganizationQuota["count/deployments.apps"] = resource.MustParse("20")
+		expectRefused(k8sClient.Update(ctx, o))
+		expectRefused(k8sClient.Patch(ctx, &tenancyv1alpha1.Organization{ObjectMeta: metav1.ObjectMeta{Name: o.Name}},
+			client.RawPatch(types.MergePatchType, []byte(`{"spec":{"quotas":{"organizationQuota":{"requests.storage":"1Ti"}}}}`))))
+
+		got := &tenancyv1alpha1.Organization{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
+		Expect(got.Spec.Quotas.OrganizationQuota).To(HaveLen(1))
+		Expect(got.Spec.Quotas.OrganizationQuota).To(HaveKey(corev1.ResourcePods))
+	})
+
+	// An object stored before the rule existed keeps an unsupported resource until organizationQuota
+	// changes: the API server ratchets validation of unchanged fields (CRDValidationRatcheting).
+	// The spec stores one by removing the rule from the CRD for a moment.
+	It("lets an organization stored before the rule change its other fields, and refuses a change of organizationQuota that keeps the resource", Serial, func() {
+		crd := &unstructured.Unstructured{}
+		crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+		crdKey := client.ObjectKey{Name: "organizations.tenancy.orgoperator.io"}
+		rulesPath := []string{"schema", "openAPIV3Schema", "properties", "spec", "properties", "quotas", "properties", "organizationQuota", "x-kubernetes-validations"}
+		// setRules sets the rules of organizationQuota in the CRD (none when rules is nil).
+		setRules := func(rules []any) {
+			Eventually(func() error {
+				if err := k8sClient.Get(ctx, crdKey, crd); err != nil {
+					return err
+				}
+				versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+				version := versions[0].(map[string]any)
+				if rules == nil {
+					unstructured.RemoveNestedField(version, rulesPath...)
+				} else if err := unstructured.SetNestedSlice(version, rules, rulesPath...); err != nil {
+					return err
+				}
+				if err := unstructured.SetNestedSlice(crd.Object, versions, "spec", "versions"); err != nil {
+					return err
+				}
+				return k8sClient.Update(ctx, crd)
+			}).Should(Succeed())
+		}
+		Expect(k8sClient.Get(ctx, crdKey, crd)).To(Succeed())
+		versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+		original, found, err := unstructured.NestedSlice(versions[0].(map[string]any), rulesPath...)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(found).To(BeTrue(), "organizationQuota has no rule in the CRD")
+
+		legacy := quantities("pods", "10", "count/deployments.apps", "20")
+		o := newOrg("quota-ratchet", withQuotas(tenancyv1alpha1.Quotas{OrganizationQuota: legacy}))
+		By("storing an organization with count/deployments.apps while the CRD has no rule")
+		setRules(nil)
+		DeferCleanup(func() { setRules(original) })
+		Eventually(func() error { return k8sClient.Create(ctx, o.DeepCopy()) }).Should(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, o))).To(Succeed()) })
+
+		By("putting the rule back")
+		setRules(original)
+		Eventually(func() error {
+			return k8sClient.Create(ctx, newOrg("quota-ratchet-probe", withQuotas(tenancyv1alpha1.Quotas{OrganizationQuota: legacy})), client.DryRunAll)
+		}).Should(HaveOccurred())
+		expectRefused(k8sClient.Create(ctx, newOrg("quota-ratchet-probe", withQuotas(tenancyv1alpha1.Quotas{OrganizationQuota: legacy})), client.DryRunAll))
+
+		get := func() *tenancyv1alpha1.Organization {
+			GinkgoHelper()
+			got := &tenancyv1alpha1.Organization{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
+			return got
+		}
+		By("changing another field: accepted, the resource stays")
+		got := get()
+		got.Spec.DisplayName = "Ratcheted"
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		Expect(get().Spec.Quotas.OrganizationQuota).To(HaveKey(corev1.ResourceName("count/deployments.apps")))
+
+		By("changing organizationQuota but keeping the resource: refused")
+		got = get()
+		got.Spec.Quotas.OrganizationQuota[corev1.ResourcePods] = resource.MustParse("20")
+		expectRefused(k8sClient.Update(ctx, got))
+
+		By("removing the resource: accepted")
+		got = get()
+		delete(got.Spec.Quotas.OrganizationQuota, "count/deployments.apps")
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		left := get().Spec.Quotas.OrganizationQuota
+		Expect(left).To(HaveLen(1))
+		Expect(left.Pods().Value()).To(BeEquivalentTo(10))
 	})
 })
 

@@ -8,6 +8,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,13 @@ var charged = map[corev1.ResourceName]corev1.ResourceName{
 	corev1.ResourceEphemeralStorage:         corev1.ResourceRequestsEphemeralStorage,
 	corev1.ResourceRequestsEphemeralStorage: corev1.ResourceRequestsEphemeralStorage,
 	corev1.ResourceLimitsEphemeralStorage:   corev1.ResourceLimitsEphemeralStorage,
+}
+
+// Supported returns, sorted, the resource names an organization-wide quota may hold: those the
+// ledger charges. The API refuses any other in organizationQuota, by a CEL rule on
+// api/v1alpha1.Quotas that lists the same names (a test keeps the two equal).
+func Supported() []corev1.ResourceName {
+	return slices.Sorted(maps.Keys(charged))
 }
 
 // Enforced returns the part of an organization-wide quota that the ledger enforces: the
