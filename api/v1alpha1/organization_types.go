@@ -307,9 +307,10 @@ type QuotaLedger struct {
 	// observed is the usage of the pods the operator has seen in the organization's namespaces.
 	// +optional
 	Observed corev1.ResourceList `json:"observed,omitempty"`
-	// reservations are pods the webhook admitted that the operator has not seen yet. A reservation
-	// ends when its pod is seen, or when its pod was never created (another admission check or the
-	// storage refused it after the webhook admitted it), which the operator checks 30 seconds later.
+	// reservations are pods (and pod resizes) the webhooks admitted that the operator has not seen
+	// yet, and the pods of namespaces admitted into the organization. A reservation ends when its
+	// pod is seen; one whose pod was never stored (a later admission check or the storage refused
+	// it) stops counting 2 to 3 seconds after it was written.
 	// +optional
 	// +listType=map
 	// +listMapKey=uid
@@ -319,7 +320,8 @@ type QuotaLedger struct {
 
 // QuotaReservation is one admitted pod's charge.
 type QuotaReservation struct {
-	// uid is the pod's UID, assigned before admission.
+	// uid is the pod's UID, assigned before admission; for a resize, followed by /<the
+	// generation the resize gives the pod>.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
 	UID types.UID `json:"uid"`
