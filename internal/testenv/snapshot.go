@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 )
 
 // Versions records the resourceVersion of every object of the lists, keyed "<kind> <namespace>/<name>",
@@ -48,4 +50,43 @@ func Changed(before, after map[string]string) []string {
 		}
 	}
 	return out
+}
+
+// Settled returns nil once every organization that is not being deleted and every member is
+// Ready for its generation, organizations count their members, and no pod charge awaits
+// settling; otherwise what is not there yet. From then on the operator writes nothing until
+// something changes, except reconciles already queued.
+func Settled(ctx context.Context, c client.Reader) error {
+	orgs := &tenancyv1alpha1.OrganizationList{}
+	if err := c.List(ctx, orgs); err != nil {
+		return err
+	}
+	for _, o := range orgs.Items {
+		if !o.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if !meta.IsStatusConditionTrue(o.Status.Conditions, tenancyv1alpha1.ReadyCondition) || o.Status.ObservedGeneration != o.Generation {
+			return fmt.Errorf("organization %s is not Ready for generation %d", o.Name, o.Generation)
+		}
+		members := &tenancyv1alpha1.OrganizationMemberList{}
+		if err := c.List(ctx, members, client.InNamespace(o.Name)); err != nil {
+			return err
+		}
+		if int(o.Status.MemberCount) != len(members.Items) {
+			return fmt.Errorf("organization %s counts %d members of %d", o.Name, o.Status.MemberCount, len(members.Items))
+		}
+		if l := o.Status.Quotas.LedgerOrNil(); l != nil && len(l.Reservations) > 0 {
+			return fmt.Errorf("organization %s has %d unsettled charges", o.Name, len(l.Reservations))
+		}
+	}
+	members := &tenancyv1alpha1.OrganizationMemberList{}
+	if err := c.List(ctx, members); err != nil {
+		return err
+	}
+	for _, m := range members.Items {
+		if !meta.IsStatusConditionTrue(m.Status.Conditions, tenancyv1alpha1.ReadyCondition) || m.Status.ObservedGeneration != m.Generation {
+			return fmt.Errorf("member %s/%s is not Ready for generation %d", m.Namespace, m.Name, m.Generation)
+		}
+	}
+	return nil
 }

@@ -111,33 +111,14 @@ func buildWorld(ctx context.Context) {
 // members' RoleBindings exist: from then on the operator writes nothing until something changes.
 func waitForQuiet(ctx context.Context) {
 	GinkgoHelper()
-	Eventually(func(g Gomega) {
-		orgs := &tenancyv1alpha1.OrganizationList{}
-		g.Expect(admin.List(ctx, orgs)).To(Succeed())
-		for _, o := range orgs.Items {
-			if !o.DeletionTimestamp.IsZero() {
-				continue
-			}
-			g.Expect(meta.IsStatusConditionTrue(o.Status.Conditions, tenancyv1alpha1.ReadyCondition)).To(BeTrue(), "organization %s", o.Name)
-			g.Expect(o.Status.ObservedGeneration).To(Equal(o.Generation))
-			members := &tenancyv1alpha1.OrganizationMemberList{}
-			g.Expect(admin.List(ctx, members, client.InNamespace(o.Name))).To(Succeed())
-			g.Expect(o.Status.MemberCount).To(BeEquivalentTo(len(members.Items)), "organization %s", o.Name)
-		}
-		members := &tenancyv1alpha1.OrganizationMemberList{}
-		g.Expect(admin.List(ctx, members)).To(Succeed())
-		for _, m := range members.Items {
-			g.Expect(meta.IsStatusConditionTrue(m.Status.Conditions, tenancyv1alpha1.ReadyCondition)).To(BeTrue(), "member %s/%s", m.Namespace, m.Name)
-			g.Expect(m.Status.ObservedGeneration).To(Equal(m.Generation))
-		}
-	}).WithContext(ctx).Should(Succeed())
+	Eventually(func() error { return testenv.Settled(ctx, admin) }, 2*time.Minute).Should(Succeed())
 	// Then until nothing moves: a reconcile queued by the last status write may still be running,
 	// and the operator passes member and pod events to organizations a second later.
 	Eventually(func(g Gomega) {
 		first := snapshot(ctx)
 		time.Sleep(1500 * time.Millisecond)
 		g.Expect(testenv.Changed(first, snapshot(ctx))).To(BeEmpty())
-	}).WithContext(ctx).Should(Succeed())
+	}, 2*time.Minute).Should(Succeed())
 }
 
 // snapshot records the resourceVersion of everything a tenant could try to change.

@@ -14,7 +14,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -185,32 +184,12 @@ func buildWorld(ctx context.Context) {
 // organizations count what they hold, then until nothing moves.
 func waitForQuiet(ctx context.Context) {
 	GinkgoHelper()
-	Eventually(func(g Gomega) {
-		orgs := &tenancyv1alpha1.OrganizationList{}
-		g.Expect(admin.List(ctx, orgs)).To(Succeed())
-		for _, o := range orgs.Items {
-			if !o.DeletionTimestamp.IsZero() {
-				continue
-			}
-			g.Expect(meta.IsStatusConditionTrue(o.Status.Conditions, tenancyv1alpha1.ReadyCondition)).To(BeTrue(), "organization %s", o.Name)
-			g.Expect(o.Status.ObservedGeneration).To(Equal(o.Generation))
-			members := &tenancyv1alpha1.OrganizationMemberList{}
-			g.Expect(admin.List(ctx, members, client.InNamespace(o.Name))).To(Succeed())
-			g.Expect(o.Status.MemberCount).To(BeEquivalentTo(len(members.Items)), "organization %s", o.Name)
-			g.Expect(o.Status.Quotas.LedgerOrNil() == nil || len(o.Status.Quotas.Ledger.Reservations) == 0).To(BeTrue(), "organization %s has unsettled pods", o.Name)
-		}
-		members := &tenancyv1alpha1.OrganizationMemberList{}
-		g.Expect(admin.List(ctx, members)).To(Succeed())
-		for _, m := range members.Items {
-			g.Expect(meta.IsStatusConditionTrue(m.Status.Conditions, tenancyv1alpha1.ReadyCondition)).To(BeTrue(), "member %s/%s", m.Namespace, m.Name)
-			g.Expect(m.Status.ObservedGeneration).To(Equal(m.Generation))
-		}
-	}).Should(Succeed())
+	Eventually(func() error { return testenv.Settled(ctx, admin) }, 2*time.Minute).Should(Succeed())
 	Eventually(func(g Gomega) {
 		first := snapshot(ctx)
 		time.Sleep(1500 * time.Millisecond)
 		g.Expect(testenv.Changed(first, snapshot(ctx))).To(BeEmpty())
-	}).Should(Succeed())
+	}, 2*time.Minute).Should(Succeed())
 }
 
 // racePrefix starts the names of the organizations that specs make for themselves.
