@@ -79,6 +79,14 @@ func live(ms []tenancyv1alpha1.OrganizationMember) (count, admins int) {
 	return count, admins
 }
 
+// createAdmins creates n admins of org, a0 to a<n-1>, with the emails a<i>@<org>.example.
+func createAdmins(ctx context.Context, org string, n int) {
+	GinkgoHelper()
+	for i := range n {
+		Expect(admin.Create(ctx, member(org, fmt.Sprintf("a%d", i), fmt.Sprintf("a%d@%s.example", i, org), true, tenancyv1alpha1.KubernetesRoleAdmin))).To(Succeed())
+	}
+}
+
 // concurrently runs n requests at once and returns how many succeeded; every failure must be a
 // refusal.
 func concurrently(n int, do func(i int) error) int {
@@ -141,9 +149,7 @@ var _ = Describe("Rules that must hold under concurrency", func() {
 	It("keeps one admin when every admin is deleted at once", func(ctx SpecContext) {
 		org := newOrganization(ctx, nil)
 		const n = 20
-		for i := range n {
-			Expect(admin.Create(ctx, member(org, fmt.Sprintf("a%d", i), fmt.Sprintf("a%d@%s.example", i, org), true, tenancyv1alpha1.KubernetesRoleAdmin))).To(Succeed())
-		}
+		createAdmins(ctx, org, n)
 		deleted := concurrently(n, func(i int) error {
 			return admin.Delete(ctx, member(org, fmt.Sprintf("a%d", i), "", false, ""))
 		})
@@ -155,9 +161,7 @@ var _ = Describe("Rules that must hold under concurrency", func() {
 	It("keeps one admin when every admin is demoted at once, by each other", func(ctx SpecContext) {
 		org := newOrganization(ctx, nil)
 		const n = 20
-		for i := range n {
-			Expect(admin.Create(ctx, member(org, fmt.Sprintf("a%d", i), fmt.Sprintf("a%d@%s.example", i, org), true, tenancyv1alpha1.KubernetesRoleAdmin))).To(Succeed())
-		}
+		createAdmins(ctx, org, n)
 		settled(ctx, org)
 		demoted := concurrently(n, func(i int) error {
 			// Each admin demotes the next one, so that every request is also an admin's own.
