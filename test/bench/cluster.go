@@ -32,6 +32,8 @@ const (
 	agentCreate = "org-operator-bench/create" // creates and changes the objects the scenarios need
 	agentPoll   = "org-operator-bench/poll"   // lists organizations and members until they converge
 	agentVerify = "org-operator-bench/verify" // checks the objects the operator made, after convergence
+	// agentMetrics reads the API server's /metrics; not counted, and left out of the cross-check.
+	agentMetrics = "org-operator-bench/metrics"
 )
 
 func benchScheme() *runtime.Scheme {
@@ -48,6 +50,7 @@ type cluster struct {
 	counters map[string]*requestCounter // by user agent
 	clients  map[string]client.Client
 	poll     *http.Client
+	metrics  *http.Client // agentMetrics
 	host     string
 
 	operatorKubeconfig string
@@ -118,6 +121,12 @@ func (c *cluster) setup(ctx context.Context, cfg *config, workDir string) error 
 				return err
 			}
 		}
+	}
+
+	mc := rest.CopyConfig(bench)
+	mc.UserAgent = agentMetrics
+	if c.metrics, err = rest.HTTPClientFor(mc); err != nil {
+		return err
 	}
 
 	// The operator's permissions and guards, exactly as config/default installs them.

@@ -46,6 +46,8 @@ type config struct {
 	podDelta int
 
 	quotaLimit, quotaBurst, quotaNamespaces int
+	quotaKinds                              map[string]bool
+	quotaSequential, quotaProbe             int
 
 	scenarios    map[string]bool
 	poll         time.Duration
@@ -126,6 +128,9 @@ func parseFlags() (*config, error) {
 	fs.IntVar(&cfg.quotaLimit, "quota-limit", 50, "Quota burst: the organization-wide quota, in pods.")
 	fs.IntVar(&cfg.quotaBurst, "quota-burst", 200, "Quota burst: pods created at once.")
 	fs.IntVar(&cfg.quotaNamespaces, "quota-namespaces", 5, "Quota burst: namespaces of the organization, its home namespace included.")
+	quotaKinds := fs.String("quota-kinds", "baseline,pods,pvcs,deployments,resize,latency,probe", "Quota scenario: which measurements to make (baseline: the same pod creations without the webhook, for comparison; pods, pvcs, deployments: a burst of -quota-burst creations against a limit of -quota-limit; resize: -quota-burst in-place resizes of which exactly -quota-limit fit; latency: -quota-sequential pod creations one at a time; probe: the refused-while-room-existed probe).")
+	fs.IntVar(&cfg.quotaSequential, "quota-sequential", 100, "Quota scenario: pods created one at a time to measure the charging webhook's latency at concurrency 1.")
+	fs.IntVar(&cfg.quotaProbe, "quota-probe", 30, "Quota scenario: delete-then-create rounds of the refused-while-room-existed probe in a full organization.")
 	scenarios := fs.String("scenarios", "converge,idle,churn,usage,quota", "Scenarios to run, in this order; idle, churn and usage need converge.")
 	fs.DurationVar(&cfg.poll, "poll", 0, "Interval of the convergence poll (a List of organizations and of members); default 250ms, plus 1ms per organization.")
 	fs.DurationVar(&cfg.phaseTimeout, "phase-timeout", 0, "Longest wait for one scenario to converge; default 2m plus 0.6s per organization.")
@@ -155,6 +160,19 @@ func parseFlags() (*config, error) {
 	}
 	if cfg.orgs < 1 || cfg.members < 1 || cfg.admins < 0 || cfg.admins > cfg.members || cfg.extraNamespaces < 0 || cfg.creators < 1 {
 		return nil, errors.New("need -orgs >= 1, -members >= 1, 0 <= -admins <= -members, -namespaces >= 0, -creators >= 1")
+	}
+	cfg.quotaKinds = map[string]bool{}
+	for _, k := range strings.Split(*quotaKinds, ",") {
+		switch k = strings.TrimSpace(k); k {
+		case "baseline", "pods", "pvcs", "deployments", "resize", "latency", "probe":
+			cfg.quotaKinds[k] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("unknown -quota-kinds entry %q", k)
+		}
+	}
+	if cfg.quotaSequential < 1 || cfg.quotaProbe < 1 {
+		return nil, errors.New("need -quota-sequential and -quota-probe >= 1")
 	}
 	cfg.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scenarios, ",") {

@@ -51,6 +51,8 @@ func markdown(r *Result) string {
 		}
 	}
 
+	w("%s", quotaMarkdown(r))
+
 	for _, p := range r.Phases {
 		if len(p.TimeToReady) > 0 {
 			w("\nTime to converged, %s (s): ", p.Name)
