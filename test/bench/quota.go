@@ -435,6 +435,9 @@ func quotaMarkdown(r *Result) string {
 				fmt.Fprintf(&b, "| %s (%s) | %s | – | %s | %s | – |\n", p.Name, k, formatAny(sub(x["outcomes"], k)),
 					pct(sub(x["latencyMs"], k)), pct(sub(x["apiServerLatencyMs"], k)))
 			}
+			for _, k := range []string{"consistent", "resourceVersion=0"} {
+				fmt.Fprintf(&b, "| %s (list resourcequotas, %s) | – | – | %s | – | – |\n", p.Name, k, pct(sub(x["listResourceQuotasMs"], k)))
+			}
 			continue
 		}
 		if p.Name == "quota-probe" {
