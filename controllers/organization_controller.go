@@ -31,6 +31,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/membership"
 	"github.com/orgoperator/org-operator/internal/podcache"
 )
@@ -317,7 +318,7 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&tenancyv1alpha1.Organization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, reservationAdded()))).
+		For(&tenancyv1alpha1.Organization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ledger.ChargeAdded()))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceToOrganizations),
 			builder.WithPredicates(namespaceChanged())).
 		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganizationSoon, builder.WithPredicates(memberChangedForOrganization())).
@@ -329,9 +330,11 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		WatchesRawSource(&source.Informer{Informer: r.Pods.Informer(), Handler: toOrganizationSoon,
 			Predicates: []predicate.Predicate{podUsageChanged()}}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
-	for _, kind := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.Service{}, &corev1.PersistentVolumeClaim{}} {
+	for _, kind := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.Service{}} {
 		b = b.Watches(kind, toOrganization, builder.OnlyMetadata, builder.WithPredicates(createdOrDeleted()))
 	}
+	// Claims are cached whole: the quota ledger charges their storage.
+	b = b.Watches(&corev1.PersistentVolumeClaim{}, toOrganization, builder.WithPredicates(claimUsageChanged()))
 	return b.Named("organization").Complete(r)
 }
 
@@ -417,40 +420,6 @@ func namespaceChanged() predicate.Predicate {
 	}
 }
 
-// reservationAdded passes status updates in which the pod webhook charged a pod to the quota
-// ledger, so that the charge is settled, or checked when its pod does not show up. The
-// controller's own ledger writes only remove reservations and pass nothing.
-func reservationAdded() predicate.Predicate {
-	return predicate.Funcs{
-		CreateFunc:  func(event.CreateEvent) bool { return false },
-		DeleteFunc:  func(event.DeleteEvent) bool { return false },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*tenancyv1alpha1.Organization)
-			n, ok2 := e.ObjectNew.(*tenancyv1alpha1.Organization)
-			if !ok1 || !ok2 {
-				return false
-			}
-			newLedger := n.Status.Quotas.LedgerOrNil()
-			if newLedger == nil {
-				return false
-			}
-			had := map[types.UID]bool{}
-			if l := o.Status.Quotas.LedgerOrNil(); l != nil {
-				for _, r := range l.Reservations {
-					had[r.UID] = true
-				}
-			}
-			for _, r := range newLedger.Reservations {
-				if !had[r.UID] {
-					return true
-				}
-			}
-			return false
-		},
-	}
-}
-
 // podUsageChanged passes pod events that change usage: creation, deletion, a move to or from a
 // terminal phase, and a change of resources (in-place resize).
 func podUsageChanged() predicate.Predicate {
@@ -463,6 +432,19 @@ func podUsageChanged() predicate.Predicate {
 			}
 			return o.Terminal != n.Terminal || o.Requests != n.Requests || o.Limits != n.Limits
 		},
+	}
+}
+
+// claimUsageChanged passes claim events that change usage: creation, deletion and a change of
+// the storage it counts (an expansion).
+func claimUsageChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*corev1.PersistentVolumeClaim)
+			n, ok2 := e.ObjectNew.(*corev1.PersistentVolumeClaim)
+			return !ok1 || !ok2 || ledger.ClaimVersion(o) != ledger.ClaimVersion(n)
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
 }
 

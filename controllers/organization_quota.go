@@ -19,8 +19,8 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/ledger"
-	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/quota"
+	"github.com/orgoperator/org-operator/internal/resourcelist"
 	"github.com/orgoperator/org-operator/internal/subscription"
 )
 
@@ -98,8 +98,12 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 		if !r.QuotaLedger || org.Status.Quotas.LedgerOrNil() == nil {
 			return 0, nil
 		}
-		// The webhook may still charge pods against spec.quotas: keep settling what it charges.
-		settled, after, err := r.settleLedger(ctx, org, allNamespaces)
+		// The webhooks may still charge against spec.quotas: keep settling what they charge.
+		var own corev1.ResourceList
+		if org.Spec.Quotas != nil {
+			own = org.Spec.Quotas.OrganizationQuota
+		}
+		settled, after, err := r.settleLedger(ctx, org, allNamespaces, ledger.Enforced(own))
 		if err == nil {
 			org.Status.Quotas.Ledger = settled
 		}
@@ -128,7 +132,7 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 			return 0, err
 		}
 	}
-	orgUsed := restrict(quota.Sum(usedLists...), eff.OrganizationQuota)
+	orgUsed := resourcelist.Restrict(resourcelist.Sum(usedLists...), eff.OrganizationQuota)
 	ledgered := r.QuotaLedger && len(ledger.Enforced(eff.OrganizationQuota)) > 0
 	share := func(ns string) corev1.ResourceList {
 		if ledgered {
@@ -136,7 +140,10 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 			// that race with the API server's quota admission.
 			return eff.OrganizationQuota
 		}
-		return shareOrNil(eff.OrganizationQuota, orgUsed, nsUsed[ns])
+		if len(eff.OrganizationQuota) == 0 {
+			return nil
+		}
+		return ledger.NamespaceShare(eff.OrganizationQuota, orgUsed, nsUsed[ns])
 	}
 
 	var errs []error
@@ -152,7 +159,7 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 	var untilLedgerCheck time.Duration
 	if ledgered {
 		var err error
-		quotaLedger, untilLedgerCheck, err = r.settleLedger(ctx, org, allNamespaces)
+		quotaLedger, untilLedgerCheck, err = r.settleLedger(ctx, org, allNamespaces, ledger.Enforced(eff.OrganizationQuota))
 		if err == nil {
 			quotaLedger.Observed = ledger.Covering(quotaLedger.Observed, ledger.Enforced(eff.OrganizationQuota))
 		}
@@ -170,7 +177,8 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 	exceeded := quota.Exceeded(eff, counts, orgUsed)
 	org.Status.Quotas = &tenancyv1alpha1.QuotaStatus{
 		MaxNamespaces: eff.MaxNamespaces, MaxMembers: eff.MaxMembers, MaxAdmins: eff.MaxAdmins,
-		NamespaceQuota: canonical(eff.NamespaceQuota), Hard: canonical(eff.OrganizationQuota), Used: canonical(orgUsed),
+		NamespaceQuota: resourcelist.CanonicalOrNil(eff.NamespaceQuota), Hard: resourcelist.CanonicalOrNil(eff.OrganizationQuota),
+		Used:     resourcelist.CanonicalOrNil(orgUsed),
 		Exceeded: exceeded, Ledger: quotaLedger,
 	}
 	if len(exceeded) == 0 {
@@ -191,34 +199,12 @@ func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenan
 	return untilLedgerCheck, nil
 }
 
-// settleLedger folds the reservations of pods the cache has seen into the ledger's observed usage
-// and drops those whose pod was never created. The status patch that carries the result holds
-// an optimistic lock, so a charge the webhook made meanwhile makes it conflict, not vanish.
-func (r *OrganizationReconciler) settleLedger(ctx context.Context, org *tenancyv1alpha1.Organization, namespaces []string) (*tenancyv1alpha1.QuotaLedger, time.Duration, error) {
-	pods, err := podcache.InNamespaces(r.Pods, namespaces)
-	if err != nil {
-		return nil, 0, err
-	}
-	observed, seen := ledger.Observe(pods)
-	now := r.Clock.Now()
-	settled, next, err := ledger.Rebase(org.Status.Quotas.LedgerOrNil(), observed, seen, now, func(res tenancyv1alpha1.QuotaReservation) (bool, error) {
-		pod := &metav1.PartialObjectMetadata{}
-		pod.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: res.Namespace, Name: res.Name}, pod)
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		// Stored as charged: the pod, and for a resize the generation the resize gave it.
-		return err == nil && ledger.Seen{pod.UID: pod.Generation}.Settles(res), err
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("settling the quota ledger: %w", err)
-	}
-	var after time.Duration
-	if !next.IsZero() {
-		after = max(next.Sub(now), time.Second)
-	}
-	return settled, after, nil
+// settleLedger settles the organization's quota ledger (see ledger.Settle) against hard, what
+// the ledger enforces.
+func (r *OrganizationReconciler) settleLedger(ctx context.Context, org *tenancyv1alpha1.Organization, namespaces []string,
+	hard corev1.ResourceList) (*tenancyv1alpha1.QuotaLedger, time.Duration, error) {
+	return ledger.Settle(ctx, ledger.Holdings{Pods: r.Pods, Reader: r.Client}, r.APIReader,
+		org.Status.Quotas.LedgerOrNil(), namespaces, hard, r.Clock.Now())
 }
 
 // earliest returns the shorter of two waits, ignoring zeros (no wait).
@@ -238,42 +224,11 @@ func isTrue(conds []metav1.Condition, t string) bool {
 	return false
 }
 
-func shareOrNil(orgHard, orgUsed, nsUsed corev1.ResourceList) corev1.ResourceList {
-	if len(orgHard) == 0 {
-		return nil
-	}
-	return quota.NamespaceShare(orgHard, orgUsed, nsUsed)
-}
-
 func expiredHard(expired bool) corev1.ResourceList {
 	if !expired {
 		return nil
 	}
 	return corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}
-}
-
-// restrict keeps the resources of l that hard names.
-func restrict(l, hard corev1.ResourceList) corev1.ResourceList {
-	out := corev1.ResourceList{}
-	for name := range hard {
-		q, ok := l[name]
-		if !ok {
-			q = resource.MustParse("0")
-		}
-		out[name] = q
-	}
-	return out
-}
-
-func canonical(l corev1.ResourceList) corev1.ResourceList {
-	if len(l) == 0 {
-		return nil
-	}
-	out := make(corev1.ResourceList, len(l))
-	for k, v := range l {
-		out[k] = resource.MustParse(v.String())
-	}
-	return out
 }
 
 func managedLabels(org string) map[string]string {

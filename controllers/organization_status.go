@@ -11,6 +11,7 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/podcache"
+	"github.com/orgoperator/org-operator/internal/resourcelist"
 	"github.com/orgoperator/org-operator/internal/usage"
 )
 
@@ -93,7 +94,7 @@ func workloadUsage(c usage.Counts, compute usage.Compute) tenancyv1alpha1.Worklo
 		StatefulSets:           c.StatefulSets,
 		Services:               c.Services,
 		PersistentVolumeClaims: c.PersistentVolumeClaims,
-		Requests:               usage.Canonical(compute.Requests),
-		Limits:                 usage.Canonical(compute.Limits),
+		Requests:               resourcelist.Canonical(compute.Requests),
+		Limits:                 resourcelist.Canonical(compute.Limits),
 	}
 }

@@ -283,11 +283,12 @@ type QuotaStatus struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=64
 	Exceeded []QuotaExcess `json:"exceeded,omitempty"`
-	// ledger is what the admission webhook charges pods against hard, so that concurrent
-	// creations in different namespaces can never take the organization past its limit. It covers
-	// the resources of hard that pods use: pods, count/pods, and the cpu, memory and
-	// ephemeral-storage requests and limits. The operator writes it; absent when hard names none of
-	// these or the operator runs without its webhooks.
+	// ledger is what the admission webhooks charge against hard, so that concurrent creations in
+	// different namespaces can never take the organization past its limit. It covers every
+	// resource organizationQuota accepts: what pods use, persistent volume claims and their
+	// storage (in total and per storage class), and the counts of Deployments, StatefulSets and
+	// Services. The operator writes it; absent when hard names none of these or the operator runs
+	// without its webhooks.
 	// +optional
 	Ledger *QuotaLedger `json:"ledger,omitempty"`
 }
@@ -300,17 +301,17 @@ func (s *QuotaStatus) LedgerOrNil() *QuotaLedger {
 	return s.Ledger
 }
 
-// QuotaLedger is the organization-wide quota's account of pods: what the operator has seen, plus
-// what the webhook admitted since. Every write to it is a compare-and-swap on the organization's
+// QuotaLedger is the organization-wide quota's account: what the operator has seen, plus what the
+// webhooks admitted since. Every write to it is a compare-and-swap on the organization's
 // resourceVersion, so webhook replicas and the controller never lose each other's charges.
 type QuotaLedger struct {
-	// observed is the usage of the pods the operator has seen in the organization's namespaces.
+	// observed is the usage of the objects the operator has seen in the organization's namespaces.
 	// +optional
 	Observed corev1.ResourceList `json:"observed,omitempty"`
-	// reservations are pods (and pod resizes) the webhooks admitted that the operator has not seen
-	// yet, and the pods of namespaces admitted into the organization. A reservation ends when its
-	// pod is seen; one whose pod was never stored (a later admission check or the storage refused
-	// it) stops counting 2 to 3 seconds after it was written.
+	// reservations are objects (and resizes) the webhooks admitted that the operator has not seen
+	// yet, and the holdings of namespaces admitted into the organization. A reservation ends when
+	// its object is seen; one whose object was never stored (a later admission check or the
+	// storage refused it) stops counting 2 to 3 seconds after it was written.
 	// +optional
 	// +listType=map
 	// +listMapKey=uid
@@ -318,22 +319,27 @@ type QuotaLedger struct {
 	Reservations []QuotaReservation `json:"reservations,omitempty"`
 }
 
-// QuotaReservation is one admitted pod's charge.
+// QuotaReservation is one admitted object's charge.
 type QuotaReservation struct {
-	// uid is the pod's UID, assigned before admission; for a resize, followed by /<the
-	// generation the resize gives the pod>.
+	// uid is the object's UID, assigned before admission; for a resize, followed by /<the version
+	// the resize gives it: a pod's generation, a claim's storage in bytes>.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
 	UID types.UID `json:"uid"`
-	// namespace is the pod's namespace.
+	// resource is the kind of object charged: pods (when absent), persistentvolumeclaims,
+	// deployments.apps, statefulsets.apps or services.
+	// +optional
+	// +kubebuilder:validation:Enum=pods;persistentvolumeclaims;deployments.apps;statefulsets.apps;services
+	Resource string `json:"resource,omitempty"`
+	// namespace is the object's namespace.
 	// +kubebuilder:validation:MaxLength=63
 	Namespace string `json:"namespace"`
-	// name is the pod's name.
+	// name is the object's name.
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
-	// time is when the webhook admitted the pod.
+	// time is when the webhook admitted the object.
 	Time metav1.Time `json:"time"`
-	// usage is what the pod uses of the enforced resources.
+	// usage is what the object uses (or a resize adds) of the enforced resources.
 	// +optional
 	Usage corev1.ResourceList `json:"usage,omitempty"`
 }

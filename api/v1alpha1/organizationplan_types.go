@@ -34,13 +34,14 @@ type Quotas struct {
 	NamespaceQuota corev1.ResourceList `json:"namespaceQuota,omitempty"`
 
 	// organizationQuota limits the sum, over all of the organization's namespaces, of what pods
-	// use: pods, count/pods, and cpu, memory and ephemeral-storage requests (bare or requests.*)
-	// and limits (limits.*). The operator charges each pod against it at admission (see
-	// docs/quotas.md). Other resources cannot be held organization-wide and are refused: limit
-	// them per namespace with namespaceQuota.
+	// use (pods, count/pods, and cpu, memory and ephemeral-storage requests, bare or requests.*,
+	// and limits.*), of persistent volume claims and their storage (in total and per storage
+	// class), and of the counts of Deployments, StatefulSets and Services. The operator charges
+	// each object against it at admission (see docs/quotas.md). Other resources cannot be held
+	// organization-wide and are refused: limit them per namespace with namespaceQuota.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
-	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['pods', 'count/pods', 'cpu', 'memory', 'ephemeral-storage', 'requests.cpu', 'requests.memory', 'requests.ephemeral-storage', 'limits.cpu', 'limits.memory', 'limits.ephemeral-storage'])",message="organizationQuota supports only pods, count/pods, cpu, memory, ephemeral-storage, requests.cpu, requests.memory, requests.ephemeral-storage, limits.cpu, limits.memory, limits.ephemeral-storage; limit other resources per namespace with namespaceQuota"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['count/deployments.apps', 'count/persistentvolumeclaims', 'count/pods', 'count/services', 'count/statefulsets.apps', 'cpu', 'ephemeral-storage', 'limits.cpu', 'limits.ephemeral-storage', 'limits.memory', 'memory', 'persistentvolumeclaims', 'pods', 'requests.cpu', 'requests.ephemeral-storage', 'requests.memory', 'requests.storage', 'services'] || k.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\\\\.storageclass\\\\.storage\\\\.k8s\\\\.io/(requests\\\\.storage|persistentvolumeclaims)$'))",message="organizationQuota supports only count/deployments.apps, count/persistentvolumeclaims, count/pods, count/services, count/statefulsets.apps, cpu, ephemeral-storage, limits.cpu, limits.ephemeral-storage, limits.memory, memory, persistentvolumeclaims, pods, requests.cpu, requests.ephemeral-storage, requests.memory, requests.storage, services, <class>.storageclass.storage.k8s.io/requests.storage, <class>.storageclass.storage.k8s.io/persistentvolumeclaims; limit other resources per namespace with namespaceQuota"
 	OrganizationQuota corev1.ResourceList `json:"organizationQuota,omitempty"`
 
 	// limitRange gives containers in the organization's namespaces default requests and limits,

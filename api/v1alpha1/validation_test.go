@@ -441,9 +441,11 @@ var _ = Describe("Admission of Organizations and OrganizationMembers", func() {
 
 // supportedMessage is the message of the rule that keeps organizationQuota to the resources the
 // operator holds organization-wide.
-const supportedMessage = "organizationQuota supports only pods, count/pods, cpu, memory, ephemeral-storage, " +
-	"requests.cpu, requests.memory, requests.ephemeral-storage, limits.cpu, limits.memory, limits.ephemeral-storage; " +
-	"limit other resources per namespace with namespaceQuota"
+const supportedMessage = "organizationQuota supports only count/deployments.apps, count/persistentvolumeclaims, " +
+	"count/pods, count/services, count/statefulsets.apps, cpu, ephemeral-storage, limits.cpu, limits.ephemeral-storage, " +
+	"limits.memory, memory, persistentvolumeclaims, pods, requests.cpu, requests.ephemeral-storage, requests.memory, " +
+	"requests.storage, services, <class>.storageclass.storage.k8s.io/requests.storage, " +
+	"<class>.storageclass.storage.k8s.io/persistentvolumeclaims; limit other resources per namespace with namespaceQuota"
 
 // quantities returns a ResourceList of name, quantity pairs.
 func quantities(kv ...string) corev1.ResourceList {
@@ -457,7 +459,10 @@ func quantities(kv ...string) corev1.ResourceList {
 // everySupported holds every resource organizationQuota accepts.
 var everySupported = quantities("pods", "50", "count/pods", "50", "cpu", "8", "memory", "16Gi", "ephemeral-storage", "20Gi",
 	"requests.cpu", "8", "requests.memory", "16Gi", "requests.ephemeral-storage", "20Gi",
-	"limits.cpu", "16", "limits.memory", "32Gi", "limits.ephemeral-storage", "40Gi")
+	"limits.cpu", "16", "limits.memory", "32Gi", "limits.ephemeral-storage", "40Gi",
+	"persistentvolumeclaims", "20", "count/persistentvolumeclaims", "20", "requests.storage", "1Ti",
+	"gold.storageclass.storage.k8s.io/requests.storage", "500Gi", "fast-ssd.storageclass.storage.k8s.io/persistentvolumeclaims", "5",
+	"count/deployments.apps", "100", "count/statefulsets.apps", "10", "services", "30", "count/services", "30")
 
 // newPlan returns a valid OrganizationPlan named name with quotas.
 func newPlan(name string, quotas tenancyv1alpha1.Quotas) *tenancyv1alpha1.OrganizationPlan {
@@ -493,16 +498,18 @@ var _ = Describe("organizationQuota", func() {
 			expectRefused(err)
 			Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), freshCopy(obj)))).To(BeTrue())
 		},
-		Entry("a plan with count/deployments.apps", newPlan("quota-deployments", tenancyv1alpha1.Quotas{
-			OrganizationQuota: quantities("pods", "500", "count/deployments.apps", "200")})),
-		Entry("an organization with count/deployments.apps", newOrg("quota-deployments", withQuotas(tenancyv1alpha1.Quotas{
-			OrganizationQuota: quantities("count/deployments.apps", "200")}))),
-		Entry("a plan with requests.storage", newPlan("quota-storage", tenancyv1alpha1.Quotas{
-			OrganizationQuota: quantities("requests.storage", "100Gi")})),
-		Entry("an organization with persistentvolumeclaims", newOrg("quota-claims", withQuotas(tenancyv1alpha1.Quotas{
-			OrganizationQuota: quantities("requests.cpu", "4", "persistentvolumeclaims", "10")}))),
-		Entry("an organization with services", newOrg("quota-services", withQuotas(tenancyv1alpha1.Quotas{
-			OrganizationQuota: quantities("services", "10")}))),
+		Entry("a plan with count/secrets", newPlan("quota-secrets", tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("pods", "500", "count/secrets", "200")})),
+		Entry("an organization with count/configmaps", newOrg("quota-configmaps", withQuotas(tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("count/configmaps", "200")}))),
+		Entry("a plan with count/jobs.batch", newPlan("quota-jobs", tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("count/jobs.batch", "100")})),
+		Entry("an organization with services.loadbalancers", newOrg("quota-lb", withQuotas(tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("requests.cpu", "4", "services.loadbalancers", "1")}))),
+		Entry("an organization with a storage class resource the API server does not count", newOrg("quota-class", withQuotas(tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities("gold.storageclass.storage.k8s.io/limits.storage", "10Gi")}))),
+		Entry("an organization with an unnamed storage class", newOrg("quota-noclass", withQuotas(tenancyv1alpha1.Quotas{
+			OrganizationQuota: quantities(".storageclass.storage.k8s.io/requests.storage", "10Gi")}))),
 		Entry("an organization with an extended resource", newOrg("quota-gpu", withQuotas(tenancyv1alpha1.Quotas{
 			OrganizationQuota: quantities("requests.nvidia.com/gpu", "4")}))),
 	)
@@ -528,10 +535,10 @@ var _ = Describe("organizationQuota", func() {
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, o))).To(Succeed()) })
 
-		o.Spec.Quotas.OrganizationQuota["count/deployments.apps"] = resource.MustParse("20")
+		o.Spec.Quotas.OrganizationQuota["count/secrets"] = resource.MustParse("20")
 		expectRefused(k8sClient.Update(ctx, o))
 		expectRefused(k8sClient.Patch(ctx, &tenancyv1alpha1.Organization{ObjectMeta: metav1.ObjectMeta{Name: o.Name}},
-			client.RawPatch(types.MergePatchType, []byte(`{"spec":{"quotas":{"organizationQuota":{"requests.storage":"1Ti"}}}}`))))
+			client.RawPatch(types.MergePatchType, []byte(`{"spec":{"quotas":{"organizationQuota":{"count/configmaps":"100"}}}}`))))
 
 		got := &tenancyv1alpha1.Organization{}
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), got)).To(Succeed())
@@ -572,9 +579,9 @@ var _ = Describe("organizationQuota", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(found).To(BeTrue(), "organizationQuota has no rule in the CRD")
 
-		legacy := quantities("pods", "10", "count/deployments.apps", "20")
+		legacy := quantities("pods", "10", "count/secrets", "20")
 		o := newOrg("quota-ratchet", withQuotas(tenancyv1alpha1.Quotas{OrganizationQuota: legacy}))
-		By("storing an organization with count/deployments.apps while the CRD has no rule")
+		By("storing an organization with count/secrets while the CRD has no rule")
 		setRules(nil)
 		DeferCleanup(func() { setRules(original) })
 		Eventually(func() error { return k8sClient.Create(ctx, o.DeepCopy()) }).Should(Succeed())
@@ -597,7 +604,7 @@ var _ = Describe("organizationQuota", func() {
 		got := get()
 		got.Spec.DisplayName = "Ratcheted"
 		Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		Expect(get().Spec.Quotas.OrganizationQuota).To(HaveKey(corev1.ResourceName("count/deployments.apps")))
+		Expect(get().Spec.Quotas.OrganizationQuota).To(HaveKey(corev1.ResourceName("count/secrets")))
 
 		By("changing organizationQuota but keeping the resource: refused")
 		got = get()
@@ -606,7 +613,7 @@ var _ = Describe("organizationQuota", func() {
 
 		By("removing the resource: accepted")
 		got = get()
-		delete(got.Spec.Quotas.OrganizationQuota, "count/deployments.apps")
+		delete(got.Spec.Quotas.OrganizationQuota, "count/secrets")
 		Expect(k8sClient.Update(ctx, got)).To(Succeed())
 		left := get().Spec.Quotas.OrganizationQuota
 		Expect(left).To(HaveLen(1))

@@ -43,12 +43,12 @@ func OrganizationNamespaces(ctx context.Context, r client.Reader, org string) ([
 	return list.Items, nil
 }
 
-// Kinds counted by name only; the manager watches them as metadata.
+// Kinds counted by name only; the manager watches them as metadata. Claims are watched whole
+// (the quota ledger charges their storage) and counted from that cache.
 var (
 	DeploymentsGVK  = appsv1.SchemeGroupVersion.WithKind("DeploymentList")
 	StatefulSetsGVK = appsv1.SchemeGroupVersion.WithKind("StatefulSetList")
 	ServicesGVK     = corev1.SchemeGroupVersion.WithKind("ServiceList")
-	PVCsGVK         = corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaimList")
 )
 
 // Usage is what one namespace holds.
@@ -72,7 +72,6 @@ func NamespaceUsage(ctx context.Context, r client.Reader, pods podcache.Lister, 
 		{&u.Deployments, DeploymentsGVK},
 		{&u.StatefulSets, StatefulSetsGVK},
 		{&u.Services, ServicesGVK},
-		{&u.PersistentVolumeClaims, PVCsGVK},
 	} {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(c.gvk)
@@ -81,6 +80,11 @@ func NamespaceUsage(ctx context.Context, r client.Reader, pods podcache.Lister, 
 		}
 		*c.into = int32(len(list.Items))
 	}
+	claims := &corev1.PersistentVolumeClaimList{}
+	if err := r.List(ctx, claims, client.InNamespace(namespace)); err != nil {
+		return u, fmt.Errorf("listing persistentvolumeclaims in %s: %w", namespace, err)
+	}
+	u.PersistentVolumeClaims = int32(len(claims.Items))
 	return u, nil
 }
 

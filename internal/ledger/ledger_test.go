@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/podcache"
+	"github.com/orgoperator/org-operator/internal/resourcelist"
 )
 
 func list(kv ...string) corev1.ResourceList {
@@ -31,17 +33,69 @@ func podWith(requests, limits corev1.ResourceList) *corev1.Pod {
 }
 
 func sameList(a, b corev1.ResourceList) bool {
-	return equality.Semantic.DeepEqual(canonical(a), canonical(b))
+	return equality.Semantic.DeepEqual(resourcelist.Canonical(a), resourcelist.Canonical(b))
 }
 
 func TestEnforced(t *testing.T) {
-	hard := list("pods", "10", "requests.cpu", "4", "memory", "8Gi", "count/deployments.apps", "3", "requests.storage", "10Gi", "count/pods", "12")
-	want := list("pods", "10", "requests.cpu", "4", "memory", "8Gi", "count/pods", "12")
+	hard := list("pods", "10", "requests.cpu", "4", "memory", "8Gi", "count/deployments.apps", "3", "requests.storage", "10Gi",
+		"count/pods", "12", "gold.storageclass.storage.k8s.io/requests.storage", "1Ti", "count/secrets", "5", "services.loadbalancers", "1")
+	want := list("pods", "10", "requests.cpu", "4", "memory", "8Gi", "count/deployments.apps", "3", "requests.storage", "10Gi",
+		"count/pods", "12", "gold.storageclass.storage.k8s.io/requests.storage", "1Ti")
 	if got := Enforced(hard); !sameList(got, want) {
 		t.Errorf("Enforced = %v, want %v", got, want)
 	}
-	if got := Enforced(list("services", "2")); got != nil {
-		t.Errorf("Enforced of no pod resources = %v, want nil", got)
+	if got := Enforced(list("count/secrets", "2")); got != nil {
+		t.Errorf("Enforced of nothing the ledger charges = %v, want nil", got)
+	}
+	if got, want := KindsOf(hard), []Kind{Deployments, Claims, Pods}; !slices.Equal(got, want) {
+		t.Errorf("KindsOf = %v, want %v", got, want)
+	}
+}
+
+func TestClaimUsage(t *testing.T) {
+	gold := "gold"
+	pvc := &corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: &gold,
+		Resources: corev1.VolumeResourceRequirements{Requests: list("storage", "10Gi")}}}
+	want := list("persistentvolumeclaims", "1", "requests.storage", "10Gi",
+		"gold.storageclass.storage.k8s.io/persistentvolumeclaims", "1", "gold.storageclass.storage.k8s.io/requests.storage", "10Gi")
+	if got := ClaimUsage(pvc); !sameList(got, want) {
+		t.Errorf("ClaimUsage = %v, want %v", got, want)
+	}
+	if v := ClaimVersion(pvc); v != 10<<30 {
+		t.Errorf("ClaimVersion = %d, want the bytes requested", v)
+	}
+	grown := pvc.DeepCopy()
+	grown.Spec.Resources.Requests = list("storage", "25Gi")
+	if got, want := ClaimResizeUsage(pvc, grown), list("requests.storage", "15Gi", "gold.storageclass.storage.k8s.io/requests.storage", "15Gi"); !sameList(got, want) {
+		t.Errorf("ClaimResizeUsage = %v, want %v", got, want)
+	}
+	// Allocated more than requested (a failed expansion being recovered): the allocation counts.
+	grown.Status.AllocatedResources = list("storage", "30Gi")
+	if got := ClaimUsage(grown)[corev1.ResourceRequestsStorage]; got.Cmp(resource.MustParse("30Gi")) != 0 {
+		t.Errorf("requests.storage with 30Gi allocated = %v, want 30Gi", got.String())
+	}
+	// Without a class, nothing per class.
+	bare := &corev1.PersistentVolumeClaim{}
+	if got := ClaimUsage(bare); !sameList(got, list("persistentvolumeclaims", "1")) {
+		t.Errorf("ClaimUsage of a claim without class or size = %v", got)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	hard := list("count/deployments.apps", "3", "cpu", "2")
+	for _, tc := range []struct {
+		usage corev1.ResourceList
+		want  bool
+	}{
+		{CountUsage(Deployments), true},
+		{CountUsage(Services), false},
+		{list("pods", "1"), false},
+		{list("pods", "1", "requests.cpu", "100m"), true},
+		{list("requests.cpu", "0"), false},
+	} {
+		if got := Limits(hard, tc.usage); got != tc.want {
+			t.Errorf("Limits(%v) = %v, want %v", tc.usage, got, tc.want)
+		}
 	}
 }
 
@@ -73,7 +127,7 @@ func TestObserve(t *testing.T) {
 	running.UID = "a"
 	done := podWith(list("cpu", "2"), nil)
 	done.UID, done.Status.Phase = "b", corev1.PodSucceeded
-	used, seen := Observe([]*podcache.Pod{podcache.FromPod(running), podcache.FromPod(done)})
+	used, seen := Observe([]Holding{compactHolding(podcache.FromPod(running)), compactHolding(podcache.FromPod(done))})
 	if !sameList(used, list("pods", "1", "requests.cpu", "1")) {
 		t.Errorf("used = %v: a Succeeded pod must not count", used)
 	}
@@ -179,8 +233,8 @@ func TestSettles(t *testing.T) {
 			t.Errorf("Settles(%s) = %v, want %v", tc.uid, got, tc.want)
 		}
 	}
-	if uid, gen := ReservedPod(reservation(string(ResizeUID("6f1c", 12)), nil, time.Time{})); uid != "6f1c" || gen != 12 {
-		t.Errorf("ReservedPod(ResizeUID(6f1c, 12)) = %s, %d", uid, gen)
+	if uid, version := Reserved(reservation(string(UpdateKey("6f1c", 12)), nil, time.Time{})); uid != "6f1c" || version != 12 {
+		t.Errorf("Reserved(UpdateKey(6f1c, 12)) = %s, %d", uid, version)
 	}
 }
 
@@ -226,14 +280,14 @@ func TestRecount(t *testing.T) {
 			reservation("stored", list("pods", "1", "requests.cpu", "1"), now.Add(-time.Second)),             // in the list: once
 			reservation("on-its-way", list("pods", "1", "requests.cpu", "250m"), now.Add(-time.Second)),      // young: counted
 			reservation("refused", list("pods", "1", "requests.cpu", "2"), now.Add(-ReservationTimeout)),     // old and absent: not counted
-			reservation(string(ResizeUID("stored", 2)), list("requests.cpu", "500m"), now.Add(-time.Second)), // resize not stored yet
+			reservation(string(UpdateKey("stored", 2)), list("requests.cpu", "500m"), now.Add(-time.Second)), // resize not stored yet
 		},
 	}
-	got := Recount(l, []*podcache.Pod{podcache.FromPod(stored)}, now)
+	got := Recount(l, []Holding{compactHolding(podcache.FromPod(stored))}, now)
 	if want := list("pods", "2", "requests.cpu", "1750m"); !sameList(got, want) {
 		t.Errorf("Recount = %v, want %v", got, want)
 	}
-	if !Below(got, Used(l)) || Below(Used(l), got) {
+	if !resourcelist.Below(got, Used(l)) || resourcelist.Below(Used(l), got) {
 		t.Errorf("Below(%v, %v) is wrong", got, Used(l))
 	}
 }
@@ -301,7 +355,7 @@ func BenchmarkReserve(b *testing.B) {
 }
 
 func TestCovering(t *testing.T) {
-	got := Covering(list("pods", "3"), list("count/pods", "10", "cpu", "4", "limits.memory", "1Gi", "services", "5"))
+	got := Covering(list("pods", "3"), list("count/pods", "10", "cpu", "4", "limits.memory", "1Gi", "count/secrets", "5"))
 	want := list("pods", "3", "requests.cpu", "0", "limits.memory", "0")
 	if !sameList(got, want) {
 		t.Errorf("Covering = %v, want %v", got, want)

@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
+
+	"github.com/orgoperator/org-operator/internal/resourcelist"
 )
 
 // requiredPerContainer are the quota resources that, when a quota limits them, every container
@@ -26,14 +28,15 @@ func has(l corev1.ResourceList, name corev1.ResourceName) bool {
 }
 
 // CheckNamespaceQuotas returns the error that the API server's ResourceQuota admission, which runs
-// after the webhook, would give a pod that adds usage (PodUsage on creation, ResizeUsage on a
-// resize) in a namespace with quotas; nil if it would not refuse it, as far as the webhook can
-// tell. The webhook refuses such a pod itself rather than charge the organization for a pod that
-// will not exist.
+// after the webhook, would give an object that adds usage (what it uses on creation, what a
+// resize adds) in a namespace with quotas; nil if it would not refuse it, as far as the webhook
+// can tell. The webhook refuses such an object itself rather than charge the organization for an
+// object that will not exist. pod is the object when it is a pod, for the rule that each container
+// states what a quota limits; nil otherwise.
 //
-// Only the quotas without scopes are judged (they apply to every pod), on the resources the
+// Only the quotas without scopes are judged (they apply to every object), on the resources the
 // ledger knows, with the API server's own messages. A quota whose usage is not computed yet is
-// left to the API server, which refuses the pod.
+// left to the API server, which refuses the object.
 func CheckNamespaceQuotas(quotas []corev1.ResourceQuota, pod *corev1.Pod, usage corev1.ResourceList) error {
 	for i := range quotas {
 		q := &quotas[i]
@@ -42,17 +45,20 @@ func CheckNamespaceQuotas(quotas []corev1.ResourceQuota, pod *corev1.Pod, usage 
 		}
 		var restricted []corev1.ResourceName
 		for name := range q.Status.Hard {
-			if _, ok := charged[name]; ok {
+			if _, ok := chargeOf(name); ok {
 				restricted = append(restricted, name)
 			}
 		}
 		slices.Sort(restricted)
-		if err := containerConstraints(restricted, pod); err != nil {
-			return fmt.Errorf("failed quota: %s: %w", q.Name, err)
+		if pod != nil {
+			if err := containerConstraints(restricted, pod); err != nil {
+				return fmt.Errorf("failed quota: %s: %w", q.Name, err)
+			}
 		}
 		e := &ExceededError{Requested: corev1.ResourceList{}, Used: corev1.ResourceList{}, Limited: corev1.ResourceList{}}
 		for _, name := range restricted {
-			need, ok := usage[charged[name]]
+			c, _ := chargeOf(name)
+			need, ok := usage[c.key]
 			used, known := q.Status.Used[name]
 			if !ok || need.IsZero() || !known {
 				continue
@@ -65,7 +71,7 @@ func CheckNamespaceQuotas(quotas []corev1.ResourceQuota, pod *corev1.Pod, usage 
 		}
 		if len(e.Limited) > 0 {
 			return fmt.Errorf("exceeded quota: %s, requested: %s, used: %s, limited: %s",
-				q.Name, format(e.Requested), format(e.Used), format(e.Limited))
+				q.Name, resourcelist.Format(e.Requested), resourcelist.Format(e.Used), resourcelist.Format(e.Limited))
 		}
 	}
 	return nil

@@ -8,17 +8,22 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
 )
 
 // TestSupportedMatchesTheCRDs checks that the CEL rule which refuses unsupported resources in
 // organizationQuota, in the CRDs of both kinds that carry quotas, lists exactly the resources
-// the ledger charges, and that its message names the same ones.
+// the ledger charges (the ones per storage class by a pattern), and that its message names the
+// same ones.
 func TestSupportedMatchesTheCRDs(t *testing.T) {
-	var want []string
+	var want, listed []string
 	for _, name := range Supported() {
 		want = append(want, string(name))
+		if !strings.HasPrefix(string(name), "<class>") {
+			listed = append(listed, string(name))
+		}
 	}
 	quoted := regexp.MustCompile(`'([^']*)'`)
 	for _, file := range []string{"tenancy.orgoperator.io_organizationplans.yaml", "tenancy.orgoperator.io_organizations.yaml"} {
@@ -33,13 +38,34 @@ func TestSupportedMatchesTheCRDs(t *testing.T) {
 			if len(rules) != 1 {
 				t.Fatalf("organizationQuota has %d rules on its keys, want 1: %+v", len(rules), field.XValidations)
 			}
+			names, pattern, _ := strings.Cut(rules[0].Rule, "] || k.matches(")
 			var inRule []string
-			for _, m := range quoted.FindAllStringSubmatch(rules[0].Rule, -1) {
+			for _, m := range quoted.FindAllStringSubmatch(names, -1) {
 				inRule = append(inRule, m[1])
 			}
-			if got := sorted(inRule); !slices.Equal(got, want) {
+			if got := sorted(inRule); !slices.Equal(got, listed) {
 				t.Errorf("the rule allows %v, the ledger charges %v: change the rule on Quotas.OrganizationQuota "+
-					"(api/v1alpha1/organizationplan_types.go) and run make manifests", got, want)
+					"(api/v1alpha1/organizationplan_types.go) and run make manifests", got, listed)
+			}
+			// The pattern, as CEL reads it, accepts a class's two resources and nothing the ledger refuses.
+			m := quoted.FindStringSubmatch(pattern)
+			if m == nil {
+				t.Fatalf("no pattern for the storage class resources in %q", rules[0].Rule)
+			}
+			re := regexp.MustCompile(strings.ReplaceAll(m[1], `\\`, `\`))
+			for name, ok := range map[string]bool{
+				"gold.storageclass.storage.k8s.io/requests.storage":           true,
+				"fast-ssd.storageclass.storage.k8s.io/persistentvolumeclaims": true,
+				"gold.storageclass.storage.k8s.io/limits.storage":             false,
+				"goldXstorageclass.storage.k8s.io/requests.storage":           false,
+				"count/secrets": false,
+			} {
+				if re.MatchString(name) != ok {
+					t.Errorf("the rule's pattern %s matches %s: %v, want %v", re, name, !ok, ok)
+				}
+				if _, charged := chargeOf(corev1.ResourceName(name)); charged != ok {
+					t.Errorf("the ledger charges %s: %v, want %v", name, charged, ok)
+				}
 			}
 
 			listed, _, ok := strings.Cut(strings.TrimPrefix(rules[0].Message, "organizationQuota supports only "), ";")
@@ -47,10 +73,10 @@ func TestSupportedMatchesTheCRDs(t *testing.T) {
 				t.Fatalf("message %q does not read \"organizationQuota supports only ...; ...\"", rules[0].Message)
 			}
 			inMessage := strings.Split(listed, ", ")
-			if got := sorted(inMessage); !slices.Equal(got, want) {
-				t.Errorf("the message lists %v, the ledger charges %v", got, want)
+			if !slices.Equal(inMessage, want) {
+				t.Errorf("the message lists %v, the ledger charges %v, in this order", inMessage, want)
 			}
-			if !slices.Equal(inMessage, inRule) {
+			if !slices.Equal(inMessage[:min(len(inRule), len(inMessage))], inRule) {
 				t.Errorf("the message lists %v, the rule %v: keep them in the same order", inMessage, inRule)
 			}
 		})

@@ -22,6 +22,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	resourcehelper "k8s.io/component-helpers/resource"
 
+	"github.com/orgoperator/org-operator/internal/resourcelist"
 	"github.com/orgoperator/org-operator/internal/usage"
 )
 
@@ -100,7 +101,7 @@ func (a *Amounts) add(b Amounts) {
 }
 
 func (a Amounts) computeList() corev1.ResourceList {
-	return usage.Canonical(corev1.ResourceList{
+	return resourcelist.Canonical(corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewMilliQuantity(a.CPU, resource.DecimalSI),
 		corev1.ResourceMemory: *resource.NewQuantity(a.Memory, resource.BinarySI),
 	})

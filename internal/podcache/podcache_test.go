@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/orgoperator/org-operator/internal/podcache"
-	"github.com/orgoperator/org-operator/internal/usage"
+	"github.com/orgoperator/org-operator/internal/resourcelist"
 )
 
 func container(cpu, mem string) corev1.Container {
@@ -81,7 +81,7 @@ func TestSum(t *testing.T) {
 					t.Errorf("memory = %s, want %s", mem.String(), tt.wantMem)
 				}
 			}
-			if again := usage.Canonical(got.Requests); len(again) != 2 {
+			if again := resourcelist.Canonical(got.Requests); len(again) != 2 {
 				t.Errorf("requests %v should carry exactly cpu and memory", got.Requests)
 			}
 		})

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 )
@@ -89,43 +88,5 @@ func Exceeded(q tenancyv1alpha1.Quotas, counts Counts, used corev1.ResourceList)
 		}
 		return 0
 	})
-	return out
-}
-
-// NamespaceShare is the hard limit of one namespace's share of an organization-wide quota: what
-// the namespace uses plus what is left of the organization's quota. Each namespace may then grow
-// by the organization's headroom and no more, so the API server's own quota admission rejects,
-// with its usual message, a request that would take the organization past its limit. (Requests
-// racing in several namespaces can each take the same headroom: the operator narrows the shares
-// again as soon as usage changes.) Where the organization is already over, the share is what the
-// namespace uses: nothing new fits.
-func NamespaceShare(orgHard, orgUsed, nsUsed corev1.ResourceList) corev1.ResourceList {
-	out := make(corev1.ResourceList, len(orgHard))
-	for name, hard := range orgHard {
-		left := hard.DeepCopy()
-		left.Sub(orgUsed[name])
-		if left.Sign() < 0 {
-			left = resource.Quantity{}
-		}
-		share := nsUsed[name].DeepCopy()
-		share.Add(left)
-		out[name] = resource.MustParse(share.String())
-	}
-	return out
-}
-
-// Sum adds resource lists.
-func Sum(lists ...corev1.ResourceList) corev1.ResourceList {
-	out := corev1.ResourceList{}
-	for _, l := range lists {
-		for name, q := range l {
-			s := out[name]
-			s.Add(q)
-			out[name] = s
-		}
-	}
-	for name, q := range out {
-		out[name] = resource.MustParse(q.String())
-	}
 	return out
 }

@@ -95,27 +95,6 @@ func TestExceeded(t *testing.T) {
 	}
 }
 
-func TestNamespaceShare(t *testing.T) {
-	tests := []struct {
-		name                     string
-		orgHard, orgUsed, nsUsed corev1.ResourceList
-		want                     map[string]string
-	}{
-		{"headroom added to what the namespace uses", list("pods", "50"), list("pods", "30"), list("pods", "10"), map[string]string{"pods": "30"}},
-		{"nothing used yet", list("pods", "50", "requests.cpu", "4"), nil, nil, map[string]string{"pods": "50", "requests.cpu": "4"}},
-		{"at the limit: no growth", list("pods", "50"), list("pods", "50"), list("pods", "20"), map[string]string{"pods": "20"}},
-		{"over the limit: no growth, nothing taken", list("pods", "50"), list("pods", "60"), list("pods", "25"), map[string]string{"pods": "25"}},
-		{"quantities with units", list("requests.memory", "10Gi"), list("requests.memory", "6Gi"), list("requests.memory", "512Mi"), map[string]string{"requests.memory": "4608Mi"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := str(quota.NamespaceShare(tt.orgHard, tt.orgUsed, tt.nsUsed)); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("share = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 func BenchmarkEffective(b *testing.B) {
 	plan := &tenancyv1alpha1.Quotas{MaxNamespaces: ptr(3), NamespaceQuota: list("pods", "20", "requests.cpu", "4", "requests.memory", "8Gi")}
 	override := &tenancyv1alpha1.Quotas{NamespaceQuota: list("pods", "40")}

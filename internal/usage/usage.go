@@ -4,6 +4,8 @@ package usage
 import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/orgoperator/org-operator/internal/resourcelist"
 )
 
 // Resources whose requests and limits are summed.
@@ -50,24 +52,13 @@ func format(name corev1.ResourceName) resource.Format {
 	return resource.DecimalSI
 }
 
-func addSelected(into, from corev1.ResourceList) {
+// selected keeps the summed resources of l.
+func selected(l corev1.ResourceList) corev1.ResourceList {
+	out := make(corev1.ResourceList, len(summed))
 	for _, name := range summed {
-		q, ok := from[name]
-		if !ok {
-			continue
+		if q, ok := l[name]; ok {
+			out[name] = q
 		}
-		sum := into[name]
-		sum.Add(q)
-		into[name] = sum
-	}
-}
-
-// Canonical rewrites every quantity in its canonical form, so that a value computed twice
-// compares equal to the one read back from the API server and no status write is made for nothing.
-func Canonical(l corev1.ResourceList) corev1.ResourceList {
-	out := make(corev1.ResourceList, len(l))
-	for name, q := range l {
-		out[name] = resource.MustParse(q.String())
 	}
 	return out
 }
@@ -76,8 +67,8 @@ func Canonical(l corev1.ResourceList) corev1.ResourceList {
 func AddCompute(a, b Compute) Compute {
 	out := Compute{Requests: zero(), Limits: zero()}
 	for _, c := range []Compute{a, b} {
-		addSelected(out.Requests, c.Requests)
-		addSelected(out.Limits, c.Limits)
+		resourcelist.Add(out.Requests, selected(c.Requests))
+		resourcelist.Add(out.Limits, selected(c.Limits))
 	}
 	return out
 }

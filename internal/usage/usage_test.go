@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/orgoperator/org-operator/internal/resourcelist"
 	"github.com/orgoperator/org-operator/internal/usage"
 )
 
@@ -34,7 +35,7 @@ func TestAddCompute(t *testing.T) {
 
 func TestCanonicalComparesEqualAfterRoundTrip(t *testing.T) {
 	c := usage.AddCompute(usage.Compute{Requests: resources("0.5", "1048576")}, usage.Compute{Requests: resources("500m", "1Mi")})
-	got := usage.Canonical(c.Requests)
+	got := resourcelist.Canonical(c.Requests)
 	for name, q := range got {
 		back := resource.MustParse(q.String())
 		if back.String() != q.String() {

@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"encoding/json"
+	"errors"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -20,4 +22,15 @@ func invalid(kind schema.GroupKind, name string, errs field.ErrorList) error {
 // decodeOld decodes the object an update or delete replaces.
 func decodeOld(req admission.Request, into any) error {
 	return json.Unmarshal(req.OldObject.Raw, into)
+}
+
+// responseOf answers a request refused with err, as controller-runtime's validators do: an API
+// error keeps its status and reason, anything else is an internal error.
+func responseOf(err error) admission.Response {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		status = apierrors.NewInternalError(err)
+	}
+	s := status.Status()
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &s}}
 }

@@ -17,6 +17,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/arbiter"
+	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/membership"
 	"github.com/orgoperator/org-operator/internal/validation"
 )
@@ -168,7 +169,7 @@ func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organi
 		}
 	}
 	if old == nil || (m.Spec.Admin && !wasAdmin) {
-		q, err := effectiveQuotas(ctx, v.Reader, org)
+		q, err := ledger.EffectiveQuotas(ctx, v.Reader, org)
 		if err != nil {
 			return err
 		}

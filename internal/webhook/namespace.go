@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/clock"
@@ -21,7 +19,6 @@ import (
 	"github.com/orgoperator/org-operator/internal/arbiter"
 	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/membership"
-	"github.com/orgoperator/org-operator/internal/quota"
 )
 
 var namespaceKind = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
@@ -197,7 +194,7 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 		if org == nil {
 			return false, nil // the organization label names nothing yet; the controller reports it
 		}
-		q, err := effectiveQuotas(ctx, v.Reader, org)
+		q, err := ledger.EffectiveQuotas(ctx, v.Reader, org)
 		if err != nil {
 			return false, err
 		}
@@ -220,7 +217,7 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 		}
 		if excess != nil && !platformAdmin {
 			return false, v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
-				fmt.Sprintf("the pods namespace %s runs do not fit in what organization %s has left: %v", ns.Name, orgName, excess)))
+				fmt.Sprintf("what namespace %s holds does not fit in what organization %s has left: %v", ns.Name, orgName, excess)))
 		}
 		if excess != nil {
 			warnings = append(warnings, fmt.Sprintf("namespace %s takes organization %s past its quota: %v", ns.Name, orgName, excess))
@@ -236,42 +233,25 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 	return warnings, err
 }
 
-// chargeJoin charges the pods that a joining namespace runs to the organization's quota ledger
-// (on org, which the caller writes), as the pod webhook charges new pods; the operator settles
-// the charges once it sees the pods in the organization. It reports whether it charged anything,
-// and what the pods would take past hard (all of them are charged all the same). An organization
-// without a ledger yet has its pods counted by the pod webhook's first charge.
+// chargeJoin charges what a joining namespace holds (pods, claims, counted objects) to the
+// organization's quota ledger (on org, which the caller writes), as the webhooks charge new
+// objects; the operator settles the charges once it sees the objects in the organization. It
+// reports whether it charged anything, and what the holdings would take past hard (all of them
+// are charged all the same). An organization without a ledger yet has its holdings counted by
+// the first charge of a webhook.
 func (v *NamespaceValidator) chargeJoin(ctx context.Context, org *tenancyv1alpha1.Organization, ns *corev1.Namespace, hard corev1.ResourceList,
 	now time.Time) (charged bool, excess *ledger.ExceededError, err error) {
 	l := org.Status.Quotas.LedgerOrNil()
 	if len(hard) == 0 || l == nil {
 		return false, nil, nil
 	}
-	pods := &corev1.PodList{}
-	if err := v.Live.List(ctx, pods, client.InNamespace(ns.Name)); err != nil {
+	holdings, err := ledger.Stored(ctx, v.Live, []string{ns.Name}, ledger.KindsOf(hard))
+	if err != nil {
 		return false, nil, apierrors.NewInternalError(err)
 	}
-	used := ledger.Used(l)
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		r := tenancyv1alpha1.QuotaReservation{UID: p.UID, Namespace: p.Namespace, Name: p.Name, Time: metav1.NewTime(now), Usage: ledger.PodUsage(p)}
-		next, after, err := ledger.Reserve(org.Name, l, used, hard, r)
-		var exceeded *ledger.ExceededError
-		switch {
-		case errors.As(err, &exceeded):
-			if excess == nil {
-				excess = exceeded
-			}
-			next = l.DeepCopy()
-			next.Reservations = append(next.Reservations, r)
-			after = quota.Sum(used, r.Usage)
-		case err != nil:
-			return false, nil, apierrors.NewForbidden(corev1.Resource("namespaces"), ns.Name, err)
-		}
-		l, used, charged = next, after, true
+	l, excess, charged, err = ledger.Join(org.Name, l, hard, holdings, now)
+	if err != nil {
+		return false, nil, apierrors.NewForbidden(corev1.Resource("namespaces"), ns.Name, err)
 	}
 	if charged {
 		if org.Status.Quotas == nil {

@@ -22,6 +22,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/controllers"
+	"github.com/orgoperator/org-operator/internal/ledger"
 	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
 )
 
@@ -91,11 +92,13 @@ func countPods(ctx context.Context, namespaces []string) int {
 	return total
 }
 
-// decisions reads orgoperator_quota_ledger_decisions_total{decision} from the manager's registry.
+// decisions reads orgoperator_quota_ledger_decisions_total{decision}, over all resources, from
+// the manager's registry.
 func decisions(decision string) float64 {
 	GinkgoHelper()
 	families, err := ctrlmetrics.Registry.Gather()
 	Expect(err).NotTo(HaveOccurred())
+	total := 0.0
 	for _, f := range families {
 		if f.GetName() != "orgoperator_quota_ledger_decisions_total" {
 			continue
@@ -103,12 +106,12 @@ func decisions(decision string) float64 {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "decision" && l.GetValue() == decision {
-					return m.GetCounter().GetValue()
+					total += m.GetCounter().GetValue()
 				}
 			}
 		}
 	}
-	return 0
+	return total
 }
 
 var _ = Describe("Organization-wide quota", func() {
@@ -192,8 +195,8 @@ var _ = Describe("Organization-wide quota", func() {
 		// Two validators with their own queues and copies, as two webhook replicas have; the
 		// organization's resourceVersion is all they share.
 		replicas := []*orgwebhook.PodValidator{
-			orgwebhook.NewPodValidator(env.Manager.GetClient(), admin, admin, env.Pods, clock.RealClock{}),
-			orgwebhook.NewPodValidator(env.Manager.GetClient(), admin, admin, env.Pods, clock.RealClock{}),
+			{Charger: ledger.NewCharger(env.Manager.GetClient(), admin, admin, env.Pods, clock.RealClock{})},
+			{Charger: ledger.NewCharger(env.Manager.GetClient(), admin, admin, env.Pods, clock.RealClock{})},
 		}
 		errs := make([]error, attempts)
 		start := make(chan struct{})

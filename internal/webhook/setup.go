@@ -1,6 +1,7 @@
 // Package webhook holds the admission webhooks: defaulting and validation of organizations and
-// members, the guard on namespaces' organization label, and the organization-wide quota ledger
-// that every new pod in an organization namespace is charged to.
+// members, the guard on namespaces' organization label, and the adapters that charge every new
+// pod, claim and counted object in an organization namespace to its quota ledger
+// (internal/ledger).
 //
 // +kubebuilder:webhookconfiguration:mutating=true,name=org-operator-mutating-webhook-configuration
 // +kubebuilder:webhookconfiguration:mutating=false,name=org-operator-validating-webhook-configuration
@@ -13,9 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/arbiter"
+	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/podcache"
 )
 
@@ -68,10 +71,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Complete(); err != nil {
 		return fmt.Errorf("namespace webhook: %w", err)
 	}
+	// Pods, claims and counted objects are charged to one ledger per organization, through one
+	// Charger.
+	charger := ledger.NewCharger(c, live, c, opts.Pods, opts.Clock)
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Pod{}).
-		WithValidator(NewPodValidator(c, mgr.GetAPIReader(), c, opts.Pods, opts.Clock)).
+		WithValidator(&PodValidator{Charger: charger}).
 		Complete(); err != nil {
 		return fmt.Errorf("pod webhook: %w", err)
 	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.PersistentVolumeClaim{}).
+		WithValidator(&ClaimValidator{Charger: charger}).
+		Complete(); err != nil {
+		return fmt.Errorf("persistentvolumeclaim webhook: %w", err)
+	}
+	mgr.GetWebhookServer().Register(CountPath, &admission.Webhook{Handler: &CountValidator{Charger: charger}})
 	return nil
 }

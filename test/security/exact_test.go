@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/testenv"
 )
 
 // newOrganization creates an organization of its own for a spec, waits for its home namespace and
@@ -298,7 +299,7 @@ var _ = Describe("A namespace joining an organization", func() {
 		Expect(admin.Get(ctx, client.ObjectKey{Name: side}, before)).To(Succeed())
 
 		By("the admin labelling it back: refused, and nothing changed")
-		Expect(label(oc, org)).To(MatchError(And(ContainSubstring("the pods namespace "+side+" runs do not fit in what organization "+org+" has left"),
+		Expect(label(oc, org)).To(MatchError(And(ContainSubstring("what namespace "+side+" holds does not fit in what organization "+org+" has left"),
 			ContainSubstring("exceeded organization quota"))))
 		after := &corev1.Namespace{}
 		Expect(admin.Get(ctx, client.ObjectKey{Name: side}, after)).To(Succeed())
@@ -316,5 +317,42 @@ var _ = Describe("A namespace joining an organization", func() {
 		}
 		Expect(used.Pods().Value()).To(BeEquivalentTo(5))
 		Expect(admin.Create(ctx, pod(org, "p9"))).To(MatchError(ContainSubstring("exceeded")))
+	})
+
+	It("brings its Deployments and claims into the organization-wide counts", func(ctx SpecContext) {
+		org := newOrganization(ctx, &tenancyv1alpha1.Quotas{OrganizationQuota: corev1.ResourceList{
+			"count/deployments.apps": resource.MustParse("1"), corev1.ResourcePersistentVolumeClaims: resource.MustParse("1"),
+		}})
+		owner := "owner@" + org + ".example"
+		Expect(admin.Create(ctx, member(org, "owner", owner, true, tenancyv1alpha1.KubernetesRoleAdmin))).To(Succeed())
+		Expect(admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: org + "-self-service"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "namespace-self-service"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: owner}},
+		})).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			_ = admin.Delete(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: org + "-self-service"}})
+		})
+		side := org + "-y"
+		Expect(admin.Create(ctx, namespace(side, nil))).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { _ = admin.Delete(ctx, namespace(side, nil)) })
+		settled(ctx, org)
+		Expect(admin.Create(ctx, testenv.Deployment(org, "in"))).To(Succeed())
+		Expect(admin.Create(ctx, testenv.Deployment(org, "second"))).To(MatchError(ContainSubstring("exceeded organization quota")))
+		Expect(admin.Create(ctx, testenv.Deployment(side, "outside"))).To(Succeed())
+		Expect(admin.Create(ctx, testenv.Claim(side, "outside", "1Gi", ""))).To(Succeed())
+		settled(ctx, org)
+
+		oc, err := env.ClientAs(owner)
+		Expect(err).NotTo(HaveOccurred())
+		before := &corev1.Namespace{}
+		Expect(admin.Get(ctx, client.ObjectKey{Name: side}, before)).To(Succeed())
+		err = oc.Patch(ctx, namespace(side, nil), client.RawPatch(types.MergePatchType,
+			[]byte(fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, tenancyv1alpha1.OrganizationLabel, org))))
+		Expect(err).To(MatchError(And(ContainSubstring("what namespace "+side+" holds does not fit"),
+			ContainSubstring("count/deployments.apps"))))
+		after := &corev1.Namespace{}
+		Expect(admin.Get(ctx, client.ObjectKey{Name: side}, after)).To(Succeed())
+		Expect(after.ResourceVersion).To(Equal(before.ResourceVersion))
 	})
 })

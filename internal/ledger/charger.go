@@ -1,0 +1,450 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/podcache"
+	orgquota "github.com/orgoperator/org-operator/internal/quota"
+	"github.com/orgoperator/org-operator/internal/resourcelist"
+)
+
+// commitTimeout bounds one ledger write, under the webhooks' 5 s timeout.
+const commitTimeout = 4 * time.Second
+
+// Charger charges each admitted object to its organization's ledger and refuses the object if it
+// does not fit. Requests for one organization are committed in batches by one goroutine per
+// organization: each batch is decided object by object against the ledger and written in one
+// compare-and-swap, retried on conflict, so concurrent requests, in any namespaces and through any
+// replica, can never take the organization past its limit. Build it with NewCharger.
+type Charger struct {
+	// reader is the manager's cache.
+	reader client.Reader
+	// apiReader reads from the API server, for a ledger the cache has not caught up with.
+	apiReader client.Reader
+	// writer patches the organization's status.
+	writer   client.Client
+	holdings Holdings
+	clock    clock.PassiveClock
+
+	mu    sync.Mutex
+	queue map[string]*queue
+}
+
+// NewCharger returns a Charger. reader is the manager's cache, apiReader reads from the API
+// server, writer patches organizations' status and pods is the compact pod cache; all are
+// required.
+func NewCharger(reader, apiReader client.Reader, writer client.Client, pods podcache.Lister, clk clock.PassiveClock) *Charger {
+	for _, dep := range []any{reader, apiReader, writer, pods, clk} {
+		if v := reflect.ValueOf(dep); !v.IsValid() || (v.Kind() == reflect.Pointer && v.IsNil()) {
+			panic("ledger.NewCharger: every dependency is required")
+		}
+	}
+	return &Charger{reader: reader, apiReader: apiReader, writer: writer, holdings: Holdings{Pods: pods, Reader: reader}, clock: clk}
+}
+
+// Request is one object to charge.
+type Request struct {
+	Kind            Kind
+	Namespace, Name string
+	// Key is the object's UID, or UpdateKey for a resize.
+	Key types.UID
+	// Usage is what the object uses, or what its resize adds.
+	Usage corev1.ResourceList
+	// Pod is the object when it is a pod, for the namespace quotas' rules on containers.
+	Pod *corev1.Pod
+	// DryRun checks without charging.
+	DryRun bool
+}
+
+// queue collects the charges waiting for one organization's ledger.
+type queue struct {
+	mu      sync.Mutex
+	pending []*pendingCharge
+	running bool
+	// latest is the organization as this replica last wrote it, so that the next batch does not
+	// start from a cache that may not have seen that write yet.
+	latest *tenancyv1alpha1.Organization
+}
+
+type pendingCharge struct {
+	hard        corev1.ResourceList
+	reservation tenancyv1alpha1.QuotaReservation
+	result      chan error
+}
+
+// Charge charges r to the organization of its namespace and returns the API error to answer when
+// the object is refused: Forbidden over quota, TooManyRequests when too many charges wait.
+func (c *Charger) Charge(ctx context.Context, r Request) error {
+	org, hard, err := c.organizationOf(ctx, r.Namespace)
+	if err != nil || org == nil || !Limits(hard, r.Usage) {
+		return err
+	}
+	// The namespace's own ResourceQuotas are checked after the webhook: an object they refuse
+	// must not hold the organization's room while the controller finds out it does not exist.
+	quotas := &corev1.ResourceQuotaList{}
+	if err := c.apiReader.List(ctx, quotas, client.InNamespace(r.Namespace)); err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	nsErr := CheckNamespaceQuotas(quotas.Items, r.Pod, r.Usage)
+	p := &pendingCharge{hard: hard, reservation: tenancyv1alpha1.QuotaReservation{
+		UID: r.Key, Namespace: r.Namespace, Name: r.Name, Usage: r.Usage,
+	}}
+	if r.Kind != Pods {
+		p.reservation.Resource = string(r.Kind)
+	}
+	if nsErr != nil {
+		// Refused either way; the organization's own words when its quota refuses it too.
+		if err := c.check(ctx, org, p); err != nil {
+			return refusal(r, err)
+		}
+		return apierrors.NewForbidden(r.Kind.GroupResource(), r.Name, nsErr)
+	}
+	if r.DryRun {
+		return refusal(r, c.check(ctx, org, p))
+	}
+	return refusal(r, c.submit(org.Name, r.Kind, p))
+}
+
+func refusal(r Request, err error) error {
+	var exceeded *ExceededError
+	switch {
+	case errors.As(err, &exceeded):
+		return apierrors.NewForbidden(r.Kind.GroupResource(), r.Name, err)
+	case errors.Is(err, ErrBusy):
+		return apierrors.NewTooManyRequests(err.Error(), 1)
+	}
+	return err
+}
+
+// organizationOf returns the organization of a namespace and the part of its organization-wide
+// quota the ledger enforces; no organization when there is nothing to enforce.
+func (c *Charger) organizationOf(ctx context.Context, namespace string) (*tenancyv1alpha1.Organization, corev1.ResourceList, error) {
+	ns := &corev1.Namespace{}
+	if err := c.reader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil && !apierrors.IsNotFound(err) {
+		return nil, nil, apierrors.NewInternalError(err)
+	}
+	name := ns.Labels[tenancyv1alpha1.OrganizationLabel]
+	if name == "" {
+		// The API server sent the object because the namespace carries the label: the cache has
+		// not seen the label yet. Ask the API server rather than let the object through uncharged.
+		if err := c.apiReader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+			return nil, nil, apierrors.NewInternalError(err)
+		}
+		if name = ns.Labels[tenancyv1alpha1.OrganizationLabel]; name == "" {
+			return nil, nil, nil
+		}
+	}
+	org := &tenancyv1alpha1.Organization{}
+	if err := c.reader.Get(ctx, types.NamespacedName{Name: name}, org); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, nil
+		}
+		return nil, nil, apierrors.NewInternalError(err)
+	}
+	q, err := EffectiveQuotas(ctx, c.reader, org)
+	if err != nil {
+		return nil, nil, err
+	}
+	hard := Enforced(q.OrganizationQuota)
+	if len(hard) == 0 {
+		return nil, nil, nil
+	}
+	return org, hard, nil
+}
+
+// EffectiveQuotas returns an organization's quotas as the controller computes them: its plan's,
+// overridden by its own. A missing plan contributes nothing.
+func EffectiveQuotas(ctx context.Context, r client.Reader, org *tenancyv1alpha1.Organization) (tenancyv1alpha1.Quotas, error) {
+	var planQuotas *tenancyv1alpha1.Quotas
+	if org.Spec.Subscription != nil && org.Spec.Subscription.Plan != "" {
+		plan := &tenancyv1alpha1.OrganizationPlan{}
+		err := r.Get(ctx, types.NamespacedName{Name: org.Spec.Subscription.Plan}, plan)
+		switch {
+		case err == nil:
+			planQuotas = &plan.Spec.Quotas
+		case !apierrors.IsNotFound(err):
+			return tenancyv1alpha1.Quotas{}, apierrors.NewInternalError(err)
+		}
+	}
+	return orgquota.Effective(planQuotas, org.Spec.Quotas), nil
+}
+
+// submit queues a charge and waits for the batch that decides it. Each organization with
+// charges waiting has one goroutine committing its batches, so that no request waits for other
+// requests' batches after its own is decided.
+func (c *Charger) submit(org string, kind Kind, p *pendingCharge) error {
+	p.result = make(chan error, 1)
+	c.mu.Lock()
+	if c.queue == nil {
+		c.queue = map[string]*queue{}
+	}
+	q := c.queue[org]
+	if q == nil {
+		q = &queue{}
+		c.queue[org] = q
+	}
+	c.mu.Unlock()
+
+	q.mu.Lock()
+	q.pending = append(q.pending, p)
+	if !q.running {
+		q.running = true
+		go c.drain(org, q)
+	}
+	q.mu.Unlock()
+	err := <-p.result
+	decisions.WithLabelValues(decisionOf(err), string(kind)).Inc()
+	return err
+}
+
+// drain commits an organization's waiting charges, batch after batch, until none are left; then
+// it forgets the organization, so that the queues follow the organizations that create objects now.
+func (c *Charger) drain(org string, q *queue) {
+	for {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		if len(batch) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			break
+		}
+		q.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		c.commit(ctx, org, q, batch)
+		cancel()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	// A charge queued since is drained by the goroutine it started; a queue dropped here while a
+	// caller still holds it only costs batching, never correctness: every write is a
+	// compare-and-swap.
+	if !q.running && c.queue[org] == q {
+		delete(c.queue, org)
+	}
+}
+
+// commit decides a batch and answers each of its requests.
+func (c *Charger) commit(ctx context.Context, name string, q *queue, batch []*pendingCharge) {
+	results, err := c.decide(ctx, name, q, batch)
+	for i, p := range batch {
+		if err != nil {
+			p.result <- apierrors.NewInternalError(fmt.Errorf("charging organization %s's quota ledger: %w", name, err))
+			continue
+		}
+		p.result <- results[i]
+	}
+}
+
+// decide decides a batch against the ledger and writes the admitted charges in one patch with
+// an optimistic lock; on conflict it reads the organization again and decides again. A panic is
+// returned as an error: the batch runs outside the webhook server's own recovery, and its
+// requests must be answered.
+func (c *Charger) decide(ctx context.Context, name string, q *queue, batch []*pendingCharge) (results []error, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	results = make([]error, len(batch))
+	for fresh := false; ; fresh = true {
+		var org *tenancyv1alpha1.Organization
+		if org, err = c.organization(ctx, name, q, fresh); err != nil {
+			return nil, err
+		}
+		before := org.DeepCopy()
+		start := org.Status.Quotas.LedgerOrNil()
+		if start == nil {
+			if start, err = c.observe(ctx, name, batch); err != nil {
+				return nil, err
+			}
+		}
+		reserveAll := func(used corev1.ResourceList) (*tenancyv1alpha1.QuotaLedger, int) {
+			l, admitted := start, 0
+			// A charge's time is when it is written, which its object's storage follows, not when
+			// its request arrived: under load a request waits for the batches before it.
+			at := metav1.NewTime(ceilSecond(c.clock.Now()))
+			for i, p := range batch {
+				p.reservation.Time = at
+				var next *tenancyv1alpha1.QuotaLedger
+				var after corev1.ResourceList
+				next, after, results[i] = Reserve(name, l, used, p.hard, p.reservation)
+				if results[i] == nil {
+					l, used, admitted = next, after, admitted+1
+				}
+			}
+			return l, admitted
+		}
+		l, admitted := reserveAll(Used(start))
+		if admitted < len(batch) && !fresh {
+			// A copy that is not the API server's may miss room the controller freed: refuse
+			// only on the ledger as it is now.
+			continue
+		}
+		if admitted < len(batch) {
+			// The ledger still counts objects deleted since the controller last looked, and
+			// charges whose request was refused after the webhook: decide again on what exists.
+			used, recounted, err := c.recount(ctx, org, start, hardOf(batch))
+			if err != nil {
+				return nil, err
+			}
+			if recounted {
+				l, admitted = reserveAll(used)
+			}
+		}
+		if admitted == 0 {
+			return results, nil
+		}
+		if org.Status.Quotas == nil {
+			org.Status.Quotas = &tenancyv1alpha1.QuotaStatus{}
+		}
+		org.Status.Quotas.Ledger = l
+		err = c.writer.Status().Patch(ctx, org, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			q.latest = org
+			return results, nil
+		}
+		if !apierrors.IsConflict(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		conflicts.Inc()
+	}
+}
+
+// hardOf is the quota a batch is decided against: the one its latest request read.
+func hardOf(batch []*pendingCharge) corev1.ResourceList {
+	return batch[len(batch)-1].hard
+}
+
+// ceilSecond rounds t up to the second, as a reservation's time is stored: a charge is never
+// taken for older than it is.
+func ceilSecond(t time.Time) time.Time {
+	if r := t.UTC().Truncate(time.Second); r.Before(t) {
+		return r.Add(time.Second)
+	}
+	return t.UTC()
+}
+
+// organization returns the organization to decide against: the copy this replica last wrote or
+// the cache's, or, after a conflict or before refusing, the API server's.
+func (c *Charger) organization(ctx context.Context, name string, q *queue, fresh bool) (*tenancyv1alpha1.Organization, error) {
+	if !fresh && q.latest != nil {
+		return q.latest.DeepCopy(), nil
+	}
+	org := &tenancyv1alpha1.Organization{}
+	reader := c.reader
+	if fresh {
+		reader = c.apiReader
+	}
+	if err := reader.Get(ctx, types.NamespacedName{Name: name}, org); err != nil {
+		return nil, err
+	}
+	return org, nil
+}
+
+// check decides a dry run without charging it, refusing only on what the API server stores.
+func (c *Charger) check(ctx context.Context, org *tenancyv1alpha1.Organization, p *pendingCharge) error {
+	for fresh := false; ; fresh = true {
+		l := org.Status.Quotas.LedgerOrNil()
+		if l == nil {
+			var err error
+			if l, err = c.observe(ctx, org.Name, []*pendingCharge{p}); err != nil {
+				return apierrors.NewInternalError(err)
+			}
+		}
+		err := Check(org.Name, p.hard, Used(l), p.reservation.Usage)
+		if err == nil {
+			return nil
+		}
+		if fresh {
+			used, recounted, rerr := c.recount(ctx, org, l, p.hard)
+			if rerr != nil {
+				return apierrors.NewInternalError(rerr)
+			}
+			if recounted {
+				return Check(org.Name, p.hard, used, p.reservation.Usage)
+			}
+			return err
+		}
+		name := org.Name
+		org = &tenancyv1alpha1.Organization{}
+		if err := c.apiReader.Get(ctx, types.NamespacedName{Name: name}, org); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+	}
+}
+
+// recount returns what the organization uses according to what the API server stores, for a
+// ledger that may count more: objects deleted since the controller last looked, charges whose
+// request was refused after the webhook. It asks the API server only when the caches show less
+// than the ledger, and reports whether it did.
+func (c *Charger) recount(ctx context.Context, org *tenancyv1alpha1.Organization, l *tenancyv1alpha1.QuotaLedger, hard corev1.ResourceList) (corev1.ResourceList, bool, error) {
+	namespaces, err := c.namespacesOf(ctx, org)
+	if err != nil {
+		return nil, false, err
+	}
+	kinds := KindsOf(hard)
+	cached, err := c.holdings.List(ctx, namespaces, kinds)
+	if err != nil {
+		return nil, false, err
+	}
+	if !resourcelist.Below(Recount(l, cached, c.clock.Now()), Used(l)) {
+		return nil, false, nil
+	}
+	stored, err := Stored(ctx, c.apiReader, namespaces, kinds)
+	if err != nil {
+		return nil, false, err
+	}
+	return Recount(l, stored, c.clock.Now()), true, nil
+}
+
+// namespacesOf returns every namespace whose objects the ledger may count: those the cache has
+// labelled into the organization, and those the controller counted at its last status write.
+func (c *Charger) namespacesOf(ctx context.Context, org *tenancyv1alpha1.Organization) ([]string, error) {
+	labelled, err := inventory.OrganizationNamespaces(ctx, c.reader, org.Name)
+	if err != nil {
+		return nil, err
+	}
+	names := append([]string{org.Status.HomeNamespace}, org.Status.Namespaces...)
+	for i := range labelled {
+		names = append(names, labelled[i].Name)
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return n == "" })
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
+// observe starts a ledger from the caches, for an organization that has none yet.
+func (c *Charger) observe(ctx context.Context, org string, batch []*pendingCharge) (*tenancyv1alpha1.QuotaLedger, error) {
+	namespaces, err := inventory.OrganizationNamespaces(ctx, c.reader, org)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(namespaces))
+	for i := range namespaces {
+		names[i] = namespaces[i].Name
+	}
+	holdings, err := c.holdings.List(ctx, names, KindsOf(hardOf(batch)))
+	if err != nil {
+		return nil, err
+	}
+	observed, _ := Observe(holdings)
+	return &tenancyv1alpha1.QuotaLedger{Observed: observed}, nil
+}
