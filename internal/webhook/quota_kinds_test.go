@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -15,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -57,22 +55,9 @@ var _ = Describe("Organization-wide quota on claims, storage and object counts",
 		func(ctx SpecContext, name string, kind countedKind) {
 			const limit, attempts = 12, 60
 			namespaces := limitedOrganization(ctx, name, corev1.ResourceList{kind.quota: resource.MustParse(fmt.Sprint(limit))}, 3)
-			cfg := rest.CopyConfig(env.ControlPlane.Config)
-			cfg.QPS, cfg.Burst = -1, attempts
-			burst, err := client.New(cfg, client.Options{Scheme: env.Scheme})
-			Expect(err).NotTo(HaveOccurred())
-
-			start := make(chan struct{})
-			errs := make([]error, attempts)
-			var wg sync.WaitGroup
-			for i := range attempts {
-				wg.Go(func() {
-					<-start
-					errs[i] = burst.Create(ctx, kind.make(namespaces[i%len(namespaces)], fmt.Sprintf("o%03d", i)))
-				})
-			}
-			close(start)
-			wg.Wait()
+			errs := createAtOnce(ctx, attempts, func(i int) client.Object {
+				return kind.make(namespaces[i%len(namespaces)], fmt.Sprintf("o%03d", i))
+			})
 			admitted := 0
 			for _, err := range errs {
 				if err == nil {

@@ -114,29 +114,38 @@ func decisions(decision string) float64 {
 	return total
 }
 
+// createAtOnce sends n creations at the same moment, through a client that is not rate limited
+// so that all of them are in flight at once, and returns their errors.
+func createAtOnce(ctx context.Context, n int, object func(i int) client.Object) []error {
+	GinkgoHelper()
+	cfg := rest.CopyConfig(env.ControlPlane.Config)
+	cfg.QPS, cfg.Burst = -1, n
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	Expect(err).NotTo(HaveOccurred())
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		obj := object(i)
+		wg.Go(func() {
+			<-start
+			errs[i] = c.Create(ctx, obj)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
 var _ = Describe("Organization-wide quota", func() {
 	It("admits exactly the limit of 200 concurrent pods spread over 5 namespaces", func(ctx SpecContext) {
 		const name, limit, attempts = "burst", 50, 200
 		namespaces := quotaOrganization(ctx, name, fmt.Sprint(limit), 4)
 
-		// A client that is not rate limited, so that all requests are in flight at once.
-		cfg := rest.CopyConfig(env.ControlPlane.Config)
-		cfg.QPS, cfg.Burst = -1, attempts
-		burst, err := client.New(cfg, client.Options{Scheme: env.Scheme})
-		Expect(err).NotTo(HaveOccurred())
-
 		admittedBefore, refusedBefore := decisions("admitted"), decisions("refused")
-		start := make(chan struct{})
-		errs := make([]error, attempts)
-		var wg sync.WaitGroup
-		for i := range attempts {
-			wg.Go(func() {
-				<-start
-				errs[i] = burst.Create(ctx, plainPod(namespaces[i%len(namespaces)], fmt.Sprintf("p%03d", i)))
-			})
-		}
-		close(start)
-		wg.Wait()
+		errs := createAtOnce(ctx, attempts, func(i int) client.Object {
+			return plainPod(namespaces[i%len(namespaces)], fmt.Sprintf("p%03d", i))
+		})
 
 		admitted := 0
 		for _, err := range errs {
@@ -167,7 +176,7 @@ var _ = Describe("Organization-wide quota", func() {
 		}).WithContext(ctx).Should(Succeed())
 
 		By("a dry run is checked but charges nothing; a deleted pod makes room for exactly one")
-		err = admin.Create(ctx, plainPod(namespaces[1], "dry"), client.DryRunAll)
+		err := admin.Create(ctx, plainPod(namespaces[1], "dry"), client.DryRunAll)
 		Expect(err).To(MatchError(ContainSubstring("exceeded organization quota: burst")))
 		// Which namespaces the admitted pods landed in is up to the race: delete one wherever it is.
 		var victim *corev1.Pod

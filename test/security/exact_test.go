@@ -258,6 +258,18 @@ var _ = Describe("Members who are not admins", func() {
 	})
 })
 
+// mayLabelNamespaces lets user label namespaces, so that the webhook, not RBAC, is what stops it.
+func mayLabelNamespaces(ctx context.Context, org, user string) {
+	GinkgoHelper()
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: org + "-self-service"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "namespace-self-service"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+	}
+	Expect(admin.Create(ctx, crb)).To(Succeed())
+	DeferCleanup(func(ctx SpecContext) { _ = admin.Delete(ctx, crb) })
+}
+
 var _ = Describe("A namespace joining an organization", func() {
 	It("brings its pods into the organization-wide quota: leaving and rejoining launders nothing", func(ctx SpecContext) {
 		org := newOrganization(ctx, &tenancyv1alpha1.Quotas{OrganizationQuota: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("3")}})
@@ -269,15 +281,7 @@ var _ = Describe("A namespace joining an organization", func() {
 		for i := range 2 {
 			Expect(admin.Create(ctx, pod(org, fmt.Sprintf("p%d", i)))).To(Succeed())
 		}
-		// The owner may label namespaces, so that the webhook, not RBAC, is what stops it.
-		Expect(admin.Create(ctx, &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: org + "-self-service"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "namespace-self-service"},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: owner}},
-		})).To(Succeed())
-		DeferCleanup(func(ctx SpecContext) {
-			_ = admin.Delete(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: org + "-self-service"}})
-		})
+		mayLabelNamespaces(ctx, org, owner)
 		settled(ctx, org)
 		oc, err := env.ClientAs(owner)
 		Expect(err).NotTo(HaveOccurred())
@@ -325,14 +329,7 @@ var _ = Describe("A namespace joining an organization", func() {
 		}})
 		owner := "owner@" + org + ".example"
 		Expect(admin.Create(ctx, member(org, "owner", owner, true, tenancyv1alpha1.KubernetesRoleAdmin))).To(Succeed())
-		Expect(admin.Create(ctx, &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: org + "-self-service"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "namespace-self-service"},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: owner}},
-		})).To(Succeed())
-		DeferCleanup(func(ctx SpecContext) {
-			_ = admin.Delete(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: org + "-self-service"}})
-		})
+		mayLabelNamespaces(ctx, org, owner)
 		side := org + "-y"
 		Expect(admin.Create(ctx, namespace(side, nil))).To(Succeed())
 		DeferCleanup(func(ctx SpecContext) { _ = admin.Delete(ctx, namespace(side, nil)) })
