@@ -96,11 +96,10 @@ func (c *Charger) Charge(ctx context.Context, r Request) error {
 	}
 	// The namespace's own ResourceQuotas are checked after the webhook: an object they refuse
 	// must not hold the organization's room while the controller finds out it does not exist.
-	quotas := &corev1.ResourceQuotaList{}
-	if err := c.apiReader.List(ctx, quotas, client.InNamespace(r.Namespace)); err != nil {
+	nsErr, err := c.checkNamespaceQuotas(ctx, r)
+	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	nsErr := CheckNamespaceQuotas(quotas.Items, r.Pod, r.Usage)
 	p := &pendingCharge{hard: hard, reservation: tenancyv1alpha1.QuotaReservation{
 		UID: r.Key, Namespace: r.Namespace, Name: r.Name, Usage: r.Usage,
 	}}
@@ -118,6 +117,27 @@ func (c *Charger) Charge(ctx context.Context, r Request) error {
 		return refusal(r, c.check(ctx, org, p))
 	}
 	return refusal(r, c.submit(org.Name, r.Kind, p))
+}
+
+// checkNamespaceQuotas judges r against its namespace's ResourceQuotas as the API server's quota
+// admission will. It reads them from the API server's watch cache, which answers in a
+// millisecond where a consistent list waits for the cache to catch up with etcd (tens of
+// milliseconds after other writes), and reads them again, consistently, only to confirm a
+// refusal: a quota is never taken as fuller than it is.
+func (c *Charger) checkNamespaceQuotas(ctx context.Context, r Request) (refused, err error) {
+	for _, opts := range []*client.ListOptions{
+		{Namespace: r.Namespace, Raw: &metav1.ListOptions{ResourceVersion: "0"}},
+		{Namespace: r.Namespace},
+	} {
+		quotas := &corev1.ResourceQuotaList{}
+		if err = c.apiReader.List(ctx, quotas, opts); err != nil {
+			return nil, err
+		}
+		if refused = CheckNamespaceQuotas(quotas.Items, r.Pod, r.Usage); refused == nil {
+			return nil, nil
+		}
+	}
+	return refused, nil
 }
 
 func refusal(r Request, err error) error {
