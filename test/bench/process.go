@@ -328,22 +328,7 @@ func (m *manager) scrape(ctx context.Context) (metricsSample, error) {
 	if resp.StatusCode != http.StatusOK {
 		return s, fmt.Errorf("metrics: %s", resp.Status)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		nameLabels, value, ok := cutLast(line, ' ')
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			continue
-		}
-		name, labels, _ := strings.Cut(nameLabels, "{")
+	err = scanSamples(resp.Body, func(name, labels string, v float64) {
 		switch name {
 		case "go_memstats_heap_inuse_bytes":
 			s.HeapInuse = v
@@ -364,8 +349,32 @@ func (m *manager) scrape(ctx context.Context) (metricsSample, error) {
 		case "workqueue_queue_duration_seconds_count":
 			s.QueueCount[label(labels, "name")] += v
 		}
+	})
+	return s, err
+}
+
+// scanSamples calls fn with the name, labels and value of every sample of a Prometheus text
+// exposition.
+func scanSamples(r io.Reader, fn func(name, labels string, v float64)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		nameLabels, value, ok := cutLast(line, ' ')
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		name, labels, _ := strings.Cut(nameLabels, "{")
+		fn(name, labels, v)
 	}
-	return s, sc.Err()
+	return sc.Err()
 }
 
 func cutLast(s string, sep byte) (string, string, bool) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math"
@@ -145,16 +144,7 @@ func (b *bench) quotaKindBurst(ctx context.Context, k burstKind) (*burstResult, 
 		stored += n
 		byNamespace[ns] = n
 	}
-	deadline := pr.start.Add(cfg.phaseTimeout)
-	used, reservations := b.waitLedger(ctx, k.org, k.resource, *resource.NewQuantity(int64(stored), resource.DecimalSI), deadline)
-	usedExact := time.Since(pr.start)
-	applied := make(chan struct{})
-	close(applied)
-	conv := b.poller.waitConverged(ctx, b.world, check{usage: true}, pr.start, cfg.phaseTimeout, false, applied)
-	quietAt, quiet := b.waitQuiet(ctx, settleTimeout)
-	pr.converged(conv, quiet)
-	pr.p.Seconds = round2(max(conv.Seconds, usedExact.Seconds()))
-	p := b.finish(pr, quietAt, false)
+	used, reservations, usedExact, p := b.finishSettled(ctx, pr, k.org, k.resource, *resource.NewQuantity(int64(stored), resource.DecimalSI))
 
 	nRefused := cfg.quotaBurst - counts["admitted"]
 	r := &burstResult{shots: shots, stored: stored}
@@ -260,15 +250,7 @@ func (b *bench) quotaResize(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	resized := after.byCPU[resizeFrom+resizeBy]
-	used, reservations := b.waitLedger(ctx, o.name, corev1.ResourceRequestsCPU, *resource.NewMilliQuantity(after.total, resource.DecimalSI), pr.start.Add(cfg.phaseTimeout))
-	usedExact := time.Since(pr.start)
-	applied := make(chan struct{})
-	close(applied)
-	conv := b.poller.waitConverged(ctx, b.world, check{usage: true}, pr.start, cfg.phaseTimeout, false, applied)
-	quietAt, quiet := b.waitQuiet(ctx, settleTimeout)
-	pr.converged(conv, quiet)
-	pr.p.Seconds = round2(max(conv.Seconds, usedExact.Seconds()))
-	p := b.finish(pr, quietAt, false)
+	used, reservations, usedExact, p := b.finishSettled(ctx, pr, o.name, corev1.ResourceRequestsCPU, *resource.NewMilliQuantity(after.total, resource.DecimalSI))
 	refusedWithRoom := 0
 	if resized < expected {
 		refusedWithRoom = min(n-counts["admitted"], expected-resized)
@@ -624,22 +606,10 @@ func (b *bench) webhookHistogram(ctx context.Context) (admissionHistogram, error
 	}
 	const metric = "apiserver_admission_webhook_admission_duration_seconds"
 	h := admissionHistogram{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, metric) {
-			continue
+	err = scanSamples(resp.Body, func(name, labels string, v float64) {
+		if !strings.HasPrefix(name, metric) {
+			return
 		}
-		nameLabels, value, ok := cutLast(line, ' ')
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			continue
-		}
-		name, labels, _ := strings.Cut(nameLabels, "{")
 		hook := label(labels, "name")
 		wb := h[hook]
 		if wb == nil {
@@ -657,8 +627,8 @@ func (b *bench) webhookHistogram(ctx context.Context) (admissionHistogram, error
 		case metric + "_sum":
 			wb.sum += v
 		}
-	}
-	return h, sc.Err()
+	})
+	return h, err
 }
 
 // since is the histogram of the admissions between before and h.
@@ -705,4 +675,20 @@ func (h admissionHistogram) summary(hook string) map[string]any {
 		return "?"
 	}
 	return map[string]any{"webhook": hook, "n": int(wb.count), "meanMs": round1(wb.sum / wb.count * 1000), "p50": at(0.5), "p99": at(0.99)}
+}
+
+// finishSettled ends a quota phase once the organization's ledger counts want of res with no
+// reservation left (usedExact after the phase began), usage has converged and the operator is
+// quiet; the phase lasts until the later of the first two.
+func (b *bench) finishSettled(ctx context.Context, pr *phaseRun, org string, res corev1.ResourceName,
+	want resource.Quantity) (used string, reservations int, usedExact time.Duration, p *Phase) {
+	used, reservations = b.waitLedger(ctx, org, res, want, pr.start.Add(b.cfg.phaseTimeout))
+	usedExact = time.Since(pr.start)
+	applied := make(chan struct{})
+	close(applied)
+	conv := b.poller.waitConverged(ctx, b.world, check{usage: true}, pr.start, b.cfg.phaseTimeout, false, applied)
+	quietAt, quiet := b.waitQuiet(ctx, settleTimeout)
+	pr.converged(conv, quiet)
+	pr.p.Seconds = round2(max(conv.Seconds, usedExact.Seconds()))
+	return used, reservations, usedExact, b.finish(pr, quietAt, false)
 }
