@@ -23,48 +23,47 @@ type Holdings struct {
 
 // List returns the holdings of the given kinds in namespaces.
 func (h Holdings) List(ctx context.Context, namespaces []string, kinds []Kind) ([]Holding, error) {
-	var out []Holding
-	for _, k := range kinds {
-		if k != Pods {
-			more, err := listKind(ctx, h.Reader, namespaces, k)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, more...)
-			continue
-		}
-		pods, err := podcache.InNamespaces(h.Pods, namespaces)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range pods {
-			out = append(out, compactHolding(p))
-		}
-	}
-	return out, nil
+	return holdings(ctx, h.Reader, namespaces, kinds, func() ([]*podcache.Pod, error) {
+		return podcache.InNamespaces(h.Pods, namespaces)
+	})
 }
 
 // Stored lists the same holdings as Holdings.List from the API server, for a ledger the caches
 // may not have caught up with.
 func Stored(ctx context.Context, apiReader client.Reader, namespaces []string, kinds []Kind) ([]Holding, error) {
-	var out []Holding
-	for _, k := range kinds {
-		if k != Pods {
-			more, err := listKind(ctx, apiReader, namespaces, k)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, more...)
-			continue
-		}
+	return holdings(ctx, apiReader, namespaces, kinds, func() ([]*podcache.Pod, error) {
+		var out []*podcache.Pod
 		for _, ns := range namespaces {
 			pods := &corev1.PodList{}
 			if err := apiReader.List(ctx, pods, client.InNamespace(ns)); err != nil {
 				return nil, fmt.Errorf("listing pods in %s: %w", ns, err)
 			}
 			for i := range pods.Items {
-				out = append(out, compactHolding(podcache.FromPod(&pods.Items[i])))
+				out = append(out, podcache.FromPod(&pods.Items[i]))
 			}
+		}
+		return out, nil
+	})
+}
+
+// holdings lists the kinds from r, but pods from pods: the compact cache or the API server.
+func holdings(ctx context.Context, r client.Reader, namespaces []string, kinds []Kind, pods func() ([]*podcache.Pod, error)) ([]Holding, error) {
+	var out []Holding
+	for _, k := range kinds {
+		if k != Pods {
+			more, err := listKind(ctx, r, namespaces, k)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, more...)
+			continue
+		}
+		listed, err := pods()
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range listed {
+			out = append(out, compactHolding(p))
 		}
 	}
 	return out, nil

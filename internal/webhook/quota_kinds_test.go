@@ -9,7 +9,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,16 +57,7 @@ var _ = Describe("Organization-wide quota on claims, storage and object counts",
 			errs := createAtOnce(ctx, attempts, func(i int) client.Object {
 				return kind.make(namespaces[i%len(namespaces)], fmt.Sprintf("o%03d", i))
 			})
-			admitted := 0
-			for _, err := range errs {
-				if err == nil {
-					admitted++
-					continue
-				}
-				Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
-				Expect(err.Error()).To(ContainSubstring("exceeded organization quota: " + name))
-			}
-			Expect(admitted).To(Equal(limit))
+			Expect(admittedOf(errs, "exceeded organization quota: "+name)).To(Equal(limit))
 			Expect(stored(ctx, namespaces, kind.list)).To(Equal(limit))
 
 			By("the ledger settles every charge once the operator has seen the objects")

@@ -137,6 +137,22 @@ func createAtOnce(ctx context.Context, n int, object func(i int) client.Object) 
 	return errs
 }
 
+// admittedOf counts the creations that succeeded, and expects every other one refused as
+// Forbidden with the refusal in its message.
+func admittedOf(errs []error, refusal string) int {
+	GinkgoHelper()
+	admitted := 0
+	for _, err := range errs {
+		if err == nil {
+			admitted++
+			continue
+		}
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring(refusal))
+	}
+	return admitted
+}
+
 var _ = Describe("Organization-wide quota", func() {
 	It("admits exactly the limit of 200 concurrent pods spread over 5 namespaces", func(ctx SpecContext) {
 		const name, limit, attempts = "burst", 50, 200
@@ -147,15 +163,7 @@ var _ = Describe("Organization-wide quota", func() {
 			return plainPod(namespaces[i%len(namespaces)], fmt.Sprintf("p%03d", i))
 		})
 
-		admitted := 0
-		for _, err := range errs {
-			if err == nil {
-				admitted++
-				continue
-			}
-			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
-			Expect(err.Error()).To(ContainSubstring("exceeded organization quota: burst, requested: pods=1, used: pods=50, limited: pods=50"))
-		}
+		admitted := admittedOf(errs, "exceeded organization quota: burst, requested: pods=1, used: pods=50, limited: pods=50")
 		Expect(admitted).To(Equal(limit))
 		Expect(countPods(ctx, namespaces)).To(Equal(limit))
 		Expect(decisions("admitted") - admittedBefore).To(BeEquivalentTo(limit))
