@@ -3,25 +3,19 @@ package controllers
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/conditions"
 	"github.com/orgoperator/org-operator/internal/ledger"
-	"github.com/orgoperator/org-operator/internal/quota"
 	"github.com/orgoperator/org-operator/internal/resourcelist"
-	"github.com/orgoperator/org-operator/internal/subscription"
 )
 
 // Names of the objects the operator keeps in every organization namespace.
@@ -39,196 +33,110 @@ const (
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationplans,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=resourcequotas;limitranges,verbs=get;list;watch;create;patch;delete
 
-// reconcileSubscription sets status.subscription and SubscriptionActive, emits an event when the
-// state changes, and returns when it will next change.
-func (r *OrganizationReconciler) reconcileSubscription(ctx context.Context, org *tenancyv1alpha1.Organization) (*tenancyv1alpha1.OrganizationPlan, time.Duration, error) {
-	var plan *tenancyv1alpha1.OrganizationPlan
-	if org.Spec.Subscription != nil && org.Spec.Subscription.Plan != "" {
-		plan = &tenancyv1alpha1.OrganizationPlan{}
-		if err := r.Get(ctx, types.NamespacedName{Name: org.Spec.Subscription.Plan}, plan); err != nil {
-			if !apierrors.IsNotFound(err) {
-				return nil, 0, err
-			}
-			plan = nil
-		}
-	}
-	now := r.Clock.Now()
-	st, next := subscription.Evaluate(org, plan, now)
-	previous := org.Status.Subscription
-	org.Status.Subscription = &st
-
-	status, msg := metav1.ConditionTrue, fmt.Sprintf("Subscription is %s", st.State)
-	switch st.State {
-	case tenancyv1alpha1.SubscriptionExpired:
-		status, msg = metav1.ConditionFalse, "Subscription expired: the organization's namespaces admit no new pods until it is renewed; nothing was deleted"
-	case tenancyv1alpha1.SubscriptionPlanNotFound:
-		status, msg = metav1.ConditionFalse, fmt.Sprintf("OrganizationPlan %s does not exist; quotas come from spec.quotas alone", st.Plan)
-	case tenancyv1alpha1.SubscriptionGracePeriod:
-		msg = fmt.Sprintf("Subscription ended; grace period until %s", st.GracePeriodEndsAt.UTC().Format(time.RFC3339))
-	}
-	setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.SubscriptionActiveCondition, status, string(st.State), msg)
-	if previous == nil || previous.State != st.State {
-		eventType := corev1.EventTypeNormal
-		if status == metav1.ConditionFalse {
-			eventType = corev1.EventTypeWarning
-		}
-		var related runtime.Object // a nil *OrganizationPlan would not be a nil interface
-		if plan != nil {
-			related = plan
-		}
-		r.Recorder.Eventf(org, related, eventType, string(st.State), "Subscription", "%s", msg)
-		ctrl.LoggerFrom(ctx).Info("Subscription state", "state", st.State, "plan", st.Plan)
-	}
-	var after time.Duration
-	if !next.IsZero() {
-		after = next.Sub(now)
-	}
-	return plan, after, nil
+// quotaOutcome is what the quota phase did, for updateStatus.
+type quotaOutcome struct {
+	// err is why the quota objects or the ledger could not be brought up to date.
+	err error
+	// applied is how many namespaces have their quota objects.
+	applied int
+	// used is what the namespaces use of the organization-wide quota, as their ResourceQuotas count it.
+	used corev1.ResourceList
+	// ledger is the settled quota ledger; nil when there is none.
+	ledger           *tenancyv1alpha1.QuotaLedger
+	untilLedgerCheck time.Duration
 }
 
-// reconcileQuotas keeps the quota objects of every namespace and sets status.quotas,
-// QuotasReady and QuotaExceeded.
-// It returns when the quota ledger next needs a look, if it does.
-func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, org *tenancyv1alpha1.Organization, plan *tenancyv1alpha1.OrganizationPlan, allNamespaces []string) (time.Duration, error) {
-	if org.Status.Subscription != nil && org.Status.Subscription.State == tenancyv1alpha1.SubscriptionPlanNotFound {
-		// Without the plan the effective quotas are unknown: keep what the namespaces have.
-		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotasReadyCondition, metav1.ConditionFalse,
-			string(tenancyv1alpha1.SubscriptionPlanNotFound),
-			fmt.Sprintf("OrganizationPlan %s does not exist; the namespaces keep their current quotas until it does", org.Status.Subscription.Plan))
-		if !r.QuotaLedger || org.Status.Quotas.LedgerOrNil() == nil {
-			return 0, nil
+// reconcileQuotas keeps the quota objects of every namespace and settles the quota ledger. While
+// the plan is missing, the namespaces keep what they have (see tenancy.EffectiveQuotas): the
+// ledger alone is settled, since the webhooks keep charging it.
+func (r *OrganizationReconciler) reconcileQuotas(ctx context.Context, s *organizationScope) error {
+	out := &quotaOutcome{}
+	s.quotas = out
+	hard := ledger.Enforced(s.tenant.Quotas.OrganizationQuota)
+	if s.tenant.PlanMissing {
+		if r.QuotaLedger && s.org.Status.Quotas.LedgerOrNil() != nil {
+			out.ledger, out.untilLedgerCheck, out.err = r.settleLedger(ctx, s, hard)
 		}
-		// The webhooks may still charge against spec.quotas: keep settling what they charge.
-		var own corev1.ResourceList
-		if org.Spec.Quotas != nil {
-			own = org.Spec.Quotas.OrganizationQuota
+		if out.err != nil {
+			return out.err
 		}
-		settled, after, err := r.settleLedger(ctx, org, allNamespaces, ledger.Enforced(own))
-		if err == nil {
-			org.Status.Quotas.Ledger = settled
-		}
-		return after, err
+		return conditions.Stalled(string(tenancyv1alpha1.SubscriptionPlanNotFound), "%s", planMissingMessage(s.subscription.Plan))
 	}
-	var planQuotas *tenancyv1alpha1.Quotas
-	if plan != nil {
-		planQuotas = &plan.Spec.Quotas
-	}
-	eff := quota.Effective(planQuotas, org.Spec.Quotas)
-	expired := org.Status.Subscription != nil && org.Status.Subscription.State == tenancyv1alpha1.SubscriptionExpired
-	namespaces, err := r.withoutTerminating(ctx, allNamespaces)
+	namespaces := s.activeNamespaces()
+	nsUsed, err := r.organizationQuotaUsage(ctx, namespaces)
 	if err != nil {
-		return 0, err
+		return err
 	}
-
-	// What each namespace uses of the organization-wide quota, as its ResourceQuota counts it.
-	nsUsed := make(map[string]corev1.ResourceList, len(namespaces))
+	eff := s.tenant.Quotas
 	var usedLists []corev1.ResourceList
-	for _, ns := range namespaces {
-		rq := &corev1.ResourceQuota{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: OrganizationQuotaName}, rq); err == nil {
-			nsUsed[ns] = rq.Status.Used
-			usedLists = append(usedLists, rq.Status.Used)
-		} else if !apierrors.IsNotFound(err) {
-			return 0, err
-		}
+	for _, used := range nsUsed {
+		usedLists = append(usedLists, used)
 	}
-	orgUsed := resourcelist.Restrict(resourcelist.Sum(usedLists...), eff.OrganizationQuota)
-	ledgered := r.QuotaLedger && len(ledger.Enforced(eff.OrganizationQuota)) > 0
-	share := func(ns string) corev1.ResourceList {
-		if ledgered {
-			// The webhook enforces the sum; a share that follows usage would only add writes
-			// that race with the API server's quota admission.
-			return eff.OrganizationQuota
-		}
-		if len(eff.OrganizationQuota) == 0 {
-			return nil
-		}
-		return ledger.NamespaceShare(eff.OrganizationQuota, orgUsed, nsUsed[ns])
-	}
-
+	out.used = resourcelist.Restrict(resourcelist.Sum(usedLists...), eff.OrganizationQuota)
+	ledgered := r.QuotaLedger && len(hard) > 0
 	var errs []error
 	for _, ns := range namespaces {
-		errs = append(errs,
-			r.ensureQuota(ctx, org, ns, NamespaceQuotaName, eff.NamespaceQuota),
-			r.ensureQuota(ctx, org, ns, OrganizationQuotaName, share(ns)),
-			r.ensureQuota(ctx, org, ns, ExpiredQuotaName, expiredHard(expired)),
-			r.ensureLimitRange(ctx, org, ns, eff.LimitRange),
-		)
+		errs = append(errs, r.ensureQuotaObjects(ctx, s, ns, organizationShare(eff.OrganizationQuota, out.used, nsUsed[ns], ledgered)))
 	}
-	var quotaLedger *tenancyv1alpha1.QuotaLedger
-	var untilLedgerCheck time.Duration
 	if ledgered {
-		var err error
-		quotaLedger, untilLedgerCheck, err = r.settleLedger(ctx, org, allNamespaces, ledger.Enforced(eff.OrganizationQuota))
+		l, after, err := r.settleLedger(ctx, s, hard)
 		if err == nil {
-			quotaLedger.Observed = ledger.Covering(quotaLedger.Observed, ledger.Enforced(eff.OrganizationQuota))
+			l.Observed = ledger.Covering(l.Observed, hard)
+			out.ledger, out.untilLedgerCheck = l, after
 		}
 		errs = append(errs, err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotasReadyCondition, metav1.ConditionFalse,
-			tenancyv1alpha1.ReconcileErrorReason, truncate(err.Error()))
-		return 0, err
-	}
-	setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotasReadyCondition, metav1.ConditionTrue,
-		tenancyv1alpha1.ReconciledReason, fmt.Sprintf("Quotas applied to %d namespaces", len(namespaces)))
+	out.err = errors.Join(errs...)
+	out.applied = len(namespaces)
+	return out.err
+}
 
-	counts := quota.Counts{Namespaces: int32(len(namespaces)), Members: org.Status.MemberCount, Admins: org.Status.AdminCount}
-	exceeded := quota.Exceeded(eff, counts, orgUsed)
-	org.Status.Quotas = &tenancyv1alpha1.QuotaStatus{
-		MaxNamespaces: eff.MaxNamespaces, MaxMembers: eff.MaxMembers, MaxAdmins: eff.MaxAdmins,
-		NamespaceQuota: resourcelist.CanonicalOrNil(eff.NamespaceQuota), Hard: resourcelist.CanonicalOrNil(eff.OrganizationQuota),
-		Used:     resourcelist.CanonicalOrNil(orgUsed),
-		Exceeded: exceeded, Ledger: quotaLedger,
+// organizationShare is a namespace's share of the organization-wide quota. With the ledger, the
+// webhook enforces the sum: a share that followed usage would only add writes that race with the
+// API server's quota admission. Without it, each namespace may use what the others leave.
+func organizationShare(hard, orgUsed, nsUsed corev1.ResourceList, ledgered bool) corev1.ResourceList {
+	switch {
+	case ledgered:
+		return hard
+	case len(hard) == 0:
+		return nil
 	}
-	if len(exceeded) == 0 {
-		setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotaExceededCondition, metav1.ConditionFalse,
-			tenancyv1alpha1.WithinQuotaReason, "Within all quotas")
-		return untilLedgerCheck, nil
+	return ledger.NamespaceShare(hard, orgUsed, nsUsed)
+}
+
+// organizationQuotaUsage reads what each namespace's ResourceQuota counts of the
+// organization-wide quota.
+func (r *OrganizationReconciler) organizationQuotaUsage(ctx context.Context, namespaces []string) (map[string]corev1.ResourceList, error) {
+	used := make(map[string]corev1.ResourceList, len(namespaces))
+	for _, ns := range namespaces {
+		rq := &corev1.ResourceQuota{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: OrganizationQuotaName}, rq)
+		switch {
+		case err == nil:
+			used[ns] = rq.Status.Used
+		case !apierrors.IsNotFound(err):
+			return nil, err
+		}
 	}
-	parts := make([]string, 0, len(exceeded))
-	for _, e := range exceeded {
-		parts = append(parts, fmt.Sprintf("%s (used %s, hard %s)", e.Name, e.Used, e.Hard))
-	}
-	msg := "Over quota: " + strings.Join(parts, ", ") + "; nothing is removed, new objects of these kinds are refused"
-	if !isTrue(org.Status.Conditions, tenancyv1alpha1.QuotaExceededCondition) {
-		r.Recorder.Eventf(org, nil, corev1.EventTypeWarning, tenancyv1alpha1.OverQuotaReason, "Quota", "%s", msg)
-	}
-	setCondition(&org.Status.Conditions, org.Generation, tenancyv1alpha1.QuotaExceededCondition, metav1.ConditionTrue,
-		tenancyv1alpha1.OverQuotaReason, msg)
-	return untilLedgerCheck, nil
+	return used, nil
+}
+
+// ensureQuotaObjects keeps one namespace's ResourceQuotas and LimitRange.
+func (r *OrganizationReconciler) ensureQuotaObjects(ctx context.Context, s *organizationScope, ns string, share corev1.ResourceList) error {
+	eff := s.tenant.Quotas
+	return errors.Join(
+		r.ensureQuota(ctx, s.org, ns, NamespaceQuotaName, eff.NamespaceQuota),
+		r.ensureQuota(ctx, s.org, ns, OrganizationQuotaName, share),
+		r.ensureQuota(ctx, s.org, ns, ExpiredQuotaName, expiredHard(s.subscription)),
+		r.ensureLimitRange(ctx, s.org, ns, eff.LimitRange),
+	)
 }
 
 // settleLedger settles the organization's quota ledger (see ledger.Settle) against hard, what
 // the ledger enforces.
-func (r *OrganizationReconciler) settleLedger(ctx context.Context, org *tenancyv1alpha1.Organization, namespaces []string,
-	hard corev1.ResourceList) (*tenancyv1alpha1.QuotaLedger, time.Duration, error) {
+func (r *OrganizationReconciler) settleLedger(ctx context.Context, s *organizationScope, hard corev1.ResourceList) (*tenancyv1alpha1.QuotaLedger, time.Duration, error) {
 	return ledger.Settle(ctx, ledger.Holdings{Pods: r.Pods, Reader: r.Client}, r.APIReader,
-		org.Status.Quotas.LedgerOrNil(), namespaces, hard, r.Clock.Now())
-}
-
-// earliest returns the shorter of two waits, ignoring zeros (no wait).
-func earliest(a, b time.Duration) time.Duration {
-	if a == 0 || (b != 0 && b < a) {
-		return b
-	}
-	return a
-}
-
-func isTrue(conds []metav1.Condition, t string) bool {
-	for _, c := range conds {
-		if c.Type == t {
-			return c.Status == metav1.ConditionTrue
-		}
-	}
-	return false
-}
-
-func expiredHard(expired bool) corev1.ResourceList {
-	if !expired {
-		return nil
-	}
-	return corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}
+		s.org.Status.Quotas.LedgerOrNil(), s.namespaceNames(), hard, r.Clock.Now())
 }
 
 func managedLabels(org string) map[string]string {
@@ -245,9 +153,9 @@ func (r *OrganizationReconciler) ensureQuota(ctx context.Context, org *tenancyv1
 		Spec:       corev1.ResourceQuotaSpec{Hard: hard},
 	}
 	if len(hard) == 0 {
-		return r.deleteIfOwned(ctx, org, want)
+		return r.owner(org).DeleteIfOwned(ctx, want)
 	}
-	return r.ensureOwned(ctx, org, want, func(have, want client.Object) bool {
+	return r.owner(org).Ensure(ctx, want, func(have, want client.Object) bool {
 		return equality.Semantic.DeepEqual(have.(*corev1.ResourceQuota).Spec.Hard, want.(*corev1.ResourceQuota).Spec.Hard)
 	}, func(have, want client.Object) { have.(*corev1.ResourceQuota).Spec = want.(*corev1.ResourceQuota).Spec })
 }
@@ -256,41 +164,10 @@ func (r *OrganizationReconciler) ensureQuota(ctx context.Context, org *tenancyv1
 func (r *OrganizationReconciler) ensureLimitRange(ctx context.Context, org *tenancyv1alpha1.Organization, ns string, d *tenancyv1alpha1.LimitRangeDefaults) error {
 	want := &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: LimitRangeName, Labels: managedLabels(org.Name)}}
 	if d == nil || (len(d.Default) == 0 && len(d.DefaultRequest) == 0) {
-		return r.deleteIfOwned(ctx, org, want)
+		return r.owner(org).DeleteIfOwned(ctx, want)
 	}
 	want.Spec.Limits = []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer, Default: d.Default, DefaultRequest: d.DefaultRequest}}
-	return r.ensureOwned(ctx, org, want, func(have, want client.Object) bool {
+	return r.owner(org).Ensure(ctx, want, func(have, want client.Object) bool {
 		return equality.Semantic.DeepEqual(have.(*corev1.LimitRange).Spec, want.(*corev1.LimitRange).Spec)
 	}, func(have, want client.Object) { have.(*corev1.LimitRange).Spec = want.(*corev1.LimitRange).Spec })
-}
-
-// deleteIfOwned deletes obj if it exists and the organization owns it.
-func (r *OrganizationReconciler) deleteIfOwned(ctx context.Context, org *tenancyv1alpha1.Organization, obj client.Object) error {
-	have := obj.DeepCopyObject().(client.Object)
-	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), have); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if !metav1.IsControlledBy(have, org) {
-		return nil
-	}
-	uid := have.GetUID()
-	return client.IgnoreNotFound(r.Delete(ctx, have, client.Preconditions{UID: &uid}))
-}
-
-// withoutTerminating drops namespaces being deleted: nothing can be created in them.
-func (r *OrganizationReconciler) withoutTerminating(ctx context.Context, names []string) ([]string, error) {
-	out := make([]string, 0, len(names))
-	for _, name := range names {
-		ns := &corev1.Namespace{}
-		if err := r.Get(ctx, types.NamespacedName{Name: name}, ns); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			return nil, err
-		}
-		if ns.DeletionTimestamp.IsZero() {
-			out = append(out, name)
-		}
-	}
-	return out, nil
 }

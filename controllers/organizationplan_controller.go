@@ -15,6 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/conditions"
+	"github.com/orgoperator/org-operator/internal/patch"
+	"github.com/orgoperator/org-operator/internal/tenancy"
 )
 
 // OrganizationPlanReconciler counts the organizations on each plan.
@@ -38,8 +41,8 @@ func (r *OrganizationPlanReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		plan.Status.OrganizationCount = int32(len(orgs.Items))
 		plan.Status.ObservedGeneration = plan.Generation
 	}
-	setReady(&plan.Status.Conditions, plan.Generation, retErr)
-	if err := patchStatusIfChanged(ctx, r.Client, before, plan, before.Status, plan.Status); err != nil {
+	conditions.Summarize(&plan.Status.Conditions, plan.Generation, retErr)
+	if err := patch.StatusIfChanged(ctx, r.Client, before, plan, before.Status, plan.Status); err != nil {
 		retErr = errors.Join(retErr, err)
 	}
 	return ctrl.Result{}, retErr
@@ -51,13 +54,13 @@ func (r *OrganizationPlanReconciler) SetupWithManager(mgr ctrl.Manager, _ Option
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1alpha1.OrganizationPlan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&tenancyv1alpha1.Organization{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			if plan := planOf(o.(*tenancyv1alpha1.Organization)); plan != "" {
+			if plan := tenancy.PlanName(o.(*tenancyv1alpha1.Organization)); plan != "" {
 				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: plan}}}
 			}
 			return nil
 		}), builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool {
-				return planOf(e.ObjectOld.(*tenancyv1alpha1.Organization)) != planOf(e.ObjectNew.(*tenancyv1alpha1.Organization))
+				return tenancy.PlanName(e.ObjectOld.(*tenancyv1alpha1.Organization)) != tenancy.PlanName(e.ObjectNew.(*tenancyv1alpha1.Organization))
 			},
 		})).
 		Named("organizationplan").

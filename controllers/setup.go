@@ -17,6 +17,7 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/podcache"
+	"github.com/orgoperator/org-operator/internal/tenancy"
 )
 
 // Field indexes on the cache.
@@ -91,7 +92,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 
 	if err := indexer.IndexField(ctx, &tenancyv1alpha1.Organization{}, organizationPlanIndex, func(o client.Object) []string {
-		if plan := planOf(o.(*tenancyv1alpha1.Organization)); plan != "" {
+		if plan := tenancy.PlanName(o.(*tenancyv1alpha1.Organization)); plan != "" {
 			return []string{plan}
 		}
 		return nil
@@ -121,13 +122,6 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("setting up the organization plan controller: %w", err)
 	}
 	return nil
-}
-
-func planOf(org *tenancyv1alpha1.Organization) string {
-	if org.Spec.Subscription == nil {
-		return ""
-	}
-	return org.Spec.Subscription.Plan
 }
 
 // memberKeyOf returns "<home namespace>/<member>" for a RoleBinding the operator made. The home

@@ -221,8 +221,9 @@ const (
 	// SubscriptionExpired: ended and past its grace period. The organization's namespaces admit no
 	// new pods; nothing is deleted.
 	SubscriptionExpired SubscriptionState = "Expired"
-	// SubscriptionPlanNotFound: the plan named by spec.subscription.plan does not exist. Quotas come
-	// from spec.quotas alone; nothing is removed.
+	// SubscriptionPlanNotFound: the plan named by spec.subscription.plan does not exist. The quotas
+	// last applied (status.quotas) hold, in the namespaces and at admission, until it does; an
+	// organization that never had any is held to spec.quotas alone. Nothing is removed.
 	SubscriptionPlanNotFound SubscriptionState = "PlanNotFound"
 )
 

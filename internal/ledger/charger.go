@@ -19,7 +19,7 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/podcache"
-	orgquota "github.com/orgoperator/org-operator/internal/quota"
+	"github.com/orgoperator/org-operator/internal/tenancy"
 	"github.com/orgoperator/org-operator/internal/resourcelist"
 )
 
@@ -154,54 +154,23 @@ func refusal(r Request, err error) error {
 // organizationOf returns the organization of a namespace and the part of its organization-wide
 // quota the ledger enforces; no organization when there is nothing to enforce.
 func (c *Charger) organizationOf(ctx context.Context, namespace string) (*tenancyv1alpha1.Organization, corev1.ResourceList, error) {
-	ns := &corev1.Namespace{}
-	if err := c.reader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil && !apierrors.IsNotFound(err) {
-		return nil, nil, apierrors.NewInternalError(err)
-	}
-	name := ns.Labels[tenancyv1alpha1.OrganizationLabel]
-	if name == "" {
+	place, tenant, err := tenancy.Resolver{Reader: c.reader}.TenantOf(ctx, namespace)
+	if err == nil && place.Organization == "" {
 		// The API server sent the object because the namespace carries the label: the cache has
 		// not seen the label yet. Ask the API server rather than let the object through uncharged.
-		if err := c.apiReader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
-			return nil, nil, apierrors.NewInternalError(err)
-		}
-		if name = ns.Labels[tenancyv1alpha1.OrganizationLabel]; name == "" {
-			return nil, nil, nil
-		}
+		place, tenant, err = tenancy.Resolver{Reader: c.apiReader}.TenantOf(ctx, namespace)
 	}
-	org := &tenancyv1alpha1.Organization{}
-	if err := c.reader.Get(ctx, types.NamespacedName{Name: name}, org); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil, nil
-		}
+	if err != nil {
 		return nil, nil, apierrors.NewInternalError(err)
 	}
-	q, err := EffectiveQuotas(ctx, c.reader, org)
-	if err != nil {
-		return nil, nil, err
+	if tenant == nil {
+		return nil, nil, nil
 	}
-	hard := Enforced(q.OrganizationQuota)
+	hard := Enforced(tenant.Quotas.OrganizationQuota)
 	if len(hard) == 0 {
 		return nil, nil, nil
 	}
-	return org, hard, nil
-}
-
-// EffectiveQuotas returns an organization's quotas as the controller computes them: its plan's,
-// overridden by its own. A missing plan contributes nothing.
-func EffectiveQuotas(ctx context.Context, r client.Reader, org *tenancyv1alpha1.Organization) (tenancyv1alpha1.Quotas, error) {
-	var planQuotas *tenancyv1alpha1.Quotas
-	if org.Spec.Subscription != nil && org.Spec.Subscription.Plan != "" {
-		plan := &tenancyv1alpha1.OrganizationPlan{}
-		err := r.Get(ctx, types.NamespacedName{Name: org.Spec.Subscription.Plan}, plan)
-		switch {
-		case err == nil:
-			planQuotas = &plan.Spec.Quotas
-		case !apierrors.IsNotFound(err):
-			return tenancyv1alpha1.Quotas{}, apierrors.NewInternalError(err)
-		}
-	}
-	return orgquota.Effective(planQuotas, org.Spec.Quotas), nil
+	return tenant.Organization, hard, nil
 }
 
 // submit queues a charge and waits for the batch that decides it. Each organization with

@@ -4,9 +4,11 @@
 package subscription
 
 import (
+	"fmt"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 )
@@ -91,4 +93,17 @@ func daysRemaining(now, end time.Time) (int32, time.Time) {
 func timePtr(t time.Time) *metav1.Time {
 	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
 	return &mt
+}
+
+// CheckPlan checks a subscription against its plan: a free plan's subscription has no end date,
+// a paid plan's has one unless the plan's trial ends it. path is the subscription's field.
+func CheckPlan(plan *tenancyv1alpha1.OrganizationPlan, sub *tenancyv1alpha1.Subscription, path *field.Path) field.ErrorList {
+	endDate := path.Child("endDate")
+	switch {
+	case plan.Spec.Free && sub.EndDate != nil:
+		return field.ErrorList{field.Forbidden(endDate, fmt.Sprintf("plan %s is free and never ends: remove endDate", plan.Name))}
+	case !plan.Spec.Free && plan.Spec.TrialDays == nil && sub.EndDate == nil:
+		return field.ErrorList{field.Required(endDate, fmt.Sprintf("plan %s is paid: set the date the subscription ends", plan.Name))}
+	}
+	return nil
 }

@@ -6,10 +6,8 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,8 +15,8 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/arbiter"
-	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/membership"
+	"github.com/orgoperator/org-operator/internal/tenancy"
 	"github.com/orgoperator/org-operator/internal/validation"
 )
 
@@ -169,10 +167,11 @@ func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organi
 		}
 	}
 	if old == nil || (m.Spec.Admin && !wasAdmin) {
-		q, err := ledger.EffectiveQuotas(ctx, v.Reader, org)
+		tenant, err := tenancy.Resolver{Reader: v.Reader}.Tenant(ctx, org)
 		if err != nil {
-			return err
+			return apierrors.NewInternalError(err)
 		}
+		q := tenant.Quotas
 		var msg string
 		if old == nil {
 			msg = atLimit("maxMembers", org.Name, q.MaxMembers, others.Members)
@@ -230,16 +229,12 @@ func exists(members []tenancyv1alpha1.OrganizationMember, name string) bool {
 // homeOf returns the organization whose home namespace this is, as the API server stores it, or
 // "" when it is none or is being deleted.
 func (v *MemberValidator) homeOf(ctx context.Context, namespace string) (string, error) {
-	ns := &corev1.Namespace{}
-	if err := v.Live.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
-		if apierrors.IsNotFound(err) {
-			return "", nil
-		}
+	place, err := tenancy.Resolver{Reader: v.Live}.Namespace(ctx, namespace)
+	if err != nil {
 		return "", apierrors.NewInternalError(err)
 	}
-	name := ns.Labels[tenancyv1alpha1.OrganizationLabel]
-	if name != ns.Name || ns.Labels[tenancyv1alpha1.HomeNamespaceLabel] != "true" || !ns.DeletionTimestamp.IsZero() {
+	if !place.Home || !place.Namespace.DeletionTimestamp.IsZero() {
 		return "", nil
 	}
-	return name, nil
+	return place.Organization, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/orgoperator/org-operator/internal/arbiter"
 	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/membership"
+	"github.com/orgoperator/org-operator/internal/tenancy"
 )
 
 var namespaceKind = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
@@ -194,10 +195,11 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 		if org == nil {
 			return false, nil // the organization label names nothing yet; the controller reports it
 		}
-		q, err := ledger.EffectiveQuotas(ctx, v.Reader, org)
+		tenant, err := tenancy.Resolver{Reader: v.Reader}.Tenant(ctx, org)
 		if err != nil {
-			return false, err
+			return false, apierrors.NewInternalError(err)
 		}
+		q := tenant.Quotas
 		stored := &corev1.NamespaceList{}
 		if err := v.Live.List(ctx, stored, client.MatchingLabels{tenancyv1alpha1.OrganizationLabel: orgName}); err != nil {
 			return false, apierrors.NewInternalError(err)

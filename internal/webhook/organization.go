@@ -18,6 +18,8 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/podcache"
+	"github.com/orgoperator/org-operator/internal/subscription"
+	"github.com/orgoperator/org-operator/internal/tenancy"
 	"github.com/orgoperator/org-operator/internal/validation"
 )
 
@@ -77,7 +79,7 @@ func (v *OrganizationValidator) ValidateCreate(ctx context.Context, org *tenancy
 		ns := &corev1.Namespace{}
 		err := v.Reader.Get(ctx, types.NamespacedName{Name: org.Name}, ns)
 		switch {
-		case err == nil && !homeOf(ns, org.Name):
+		case err == nil && tenancy.HomeOf(ns) != org.Name:
 			errs = append(errs, field.Forbidden(field.NewPath("metadata", "name"),
 				fmt.Sprintf("namespace %s already exists and is not an organization's home; the organization's home namespace takes its name, so choose another name", org.Name)))
 		case err != nil && !apierrors.IsNotFound(err):
@@ -95,32 +97,14 @@ func (v *OrganizationValidator) planRules(ctx context.Context, org *tenancyv1alp
 	if sub == nil || sub.Plan == "" {
 		return nil, nil, nil
 	}
-	plan := &tenancyv1alpha1.OrganizationPlan{}
-	if err := v.Reader.Get(ctx, types.NamespacedName{Name: sub.Plan}, plan); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, admission.Warnings{fmt.Sprintf("OrganizationPlan %s does not exist yet; the organization will be PlanNotFound until it does", sub.Plan)}, nil
-		}
-		return nil, nil, apierrors.NewInternalError(err)
-	}
-	endDate := field.NewPath("spec", "subscription", "endDate")
+	tenant, err := tenancy.Resolver{Reader: v.Reader}.Tenant(ctx, org)
 	switch {
-	case plan.Spec.Free && sub.EndDate != nil:
-		return field.ErrorList{field.Forbidden(endDate, fmt.Sprintf("plan %s is free and never ends: remove endDate", plan.Name))}, nil, nil
-	case !plan.Spec.Free && plan.Spec.TrialDays == nil && sub.EndDate == nil:
-		return field.ErrorList{field.Required(endDate, fmt.Sprintf("plan %s is paid: set the date the subscription ends", plan.Name))}, nil, nil
+	case err != nil:
+		return nil, nil, apierrors.NewInternalError(err)
+	case tenant.PlanMissing:
+		return nil, admission.Warnings{fmt.Sprintf("OrganizationPlan %s does not exist yet; the organization will be PlanNotFound until it does", sub.Plan)}, nil
 	}
-	return nil, nil, nil
-}
-
-// homeOf reports whether ns was created as the home namespace of an organization called name
-// (possibly a deleted one of the same name, whose namespace is still terminating).
-func homeOf(ns *corev1.Namespace, name string) bool {
-	for _, ref := range ns.OwnerReferences {
-		if ref.Kind == organizationKind.Kind && ref.Name == name && strings.HasPrefix(ref.APIVersion, organizationKind.Group+"/") {
-			return true
-		}
-	}
-	return false
+	return subscription.CheckPlan(tenant.Plan, sub, field.NewPath("spec", "subscription")), nil, nil
 }
 
 // ValidateUpdate judges only what the update changes, as ratcheting validation does, so that an

@@ -1,0 +1,145 @@
+package controllers
+
+import (
+	"context"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/ledger"
+	"github.com/orgoperator/org-operator/internal/membership"
+	"github.com/orgoperator/org-operator/internal/podcache"
+	"github.com/orgoperator/org-operator/internal/tenancy"
+)
+
+// SetupWithManager registers the controller and the watches that map changes back to one
+// organization.
+func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	toOrganization := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
+	})
+	// Members and pods change in bursts (an organization's members created together, a
+	// Deployment scaled): their events reach the organization after a short delay, so that a
+	// burst makes one reconcile and one status write instead of one per object.
+	toOrganizationSoon := enqueueAfter(burstDelay, func(ctx context.Context, o client.Object) []reconcile.Request {
+		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
+	})
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&tenancyv1alpha1.Organization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ledger.ChargeAdded()))).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceToOrganizations),
+			builder.WithPredicates(namespaceChanged())).
+		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganizationSoon, builder.WithPredicates(memberChangedForOrganization())).
+		Owns(&rbacv1.ClusterRole{}).
+		Owns(&corev1.ResourceQuota{}).
+		Owns(&corev1.LimitRange{}).
+		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
+		Owns(&rbacv1.ClusterRoleBinding{}).
+		WatchesRawSource(&source.Informer{Informer: r.Pods.Informer(), Handler: toOrganizationSoon,
+			Predicates: []predicate.Predicate{podUsageChanged()}}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
+	for _, kind := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.Service{}} {
+		b = b.Watches(kind, toOrganization, builder.OnlyMetadata, builder.WithPredicates(createdOrDeleted()))
+	}
+	// Claims are cached whole: the quota ledger charges their storage.
+	b = b.Watches(&corev1.PersistentVolumeClaim{}, toOrganization, builder.WithPredicates(claimUsageChanged()))
+	return b.Named("organization").Complete(r)
+}
+
+// memberChangedForOrganization passes the member events that change what the organization
+// reports: creation, deletion, its start, and a change of spec.admin, of the user (the reader
+// binding's subject) or of Ready.
+func memberChangedForOrganization() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*tenancyv1alpha1.OrganizationMember)
+			n, ok2 := e.ObjectNew.(*tenancyv1alpha1.OrganizationMember)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return o.Spec.Admin != n.Spec.Admin || memberReady(o) != memberReady(n) ||
+				membership.Subject(o) != membership.Subject(n) ||
+				o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
+		},
+	}
+}
+
+// namespaceToOrganizations maps a namespace to the organization it is labelled into and to the
+// organization named after it (whose home namespace it is or collides with).
+func namespaceToOrganizations(_ context.Context, o client.Object) []reconcile.Request {
+	reqs := []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetName()}}}
+	if org := o.GetLabels()[tenancyv1alpha1.OrganizationLabel]; org != "" && org != o.GetName() {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: org}})
+	}
+	return reqs
+}
+
+// organizationOfNamespace maps an object in a namespace to the namespace's organization, if any.
+func organizationOfNamespace(ctx context.Context, c client.Client, namespace string) []reconcile.Request {
+	place, err := tenancy.Resolver{Reader: c}.Namespace(ctx, namespace)
+	if err != nil || place.Organization == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: place.Organization}}}
+}
+
+// podUsageChanged passes pod events that change usage: creation, deletion, a move to or from a
+// terminal phase, and a change of resources (in-place resize).
+func podUsageChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*podcache.Pod)
+			n, ok2 := e.ObjectNew.(*podcache.Pod)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return o.Terminal != n.Terminal || o.Requests != n.Requests || o.Limits != n.Limits
+		},
+	}
+}
+
+// claimUsageChanged passes claim events that change usage: creation, deletion and a change of
+// the storage it counts (an expansion).
+func claimUsageChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*corev1.PersistentVolumeClaim)
+			n, ok2 := e.ObjectNew.(*corev1.PersistentVolumeClaim)
+			return !ok1 || !ok2 || ledger.ClaimVersion(o) != ledger.ClaimVersion(n)
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// createdOrDeleted passes only creations and deletions: counts are all usage reads from these kinds.
+func createdOrDeleted() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// planToOrganizations maps a plan to the organizations subscribed to it.
+func (r *OrganizationReconciler) planToOrganizations(ctx context.Context, o client.Object) []reconcile.Request {
+	orgs := &tenancyv1alpha1.OrganizationList{}
+	if err := r.List(ctx, orgs, client.MatchingFields{organizationPlanIndex: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing organizations of plan", "plan", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(orgs.Items))
+	for _, org := range orgs.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: org.Name}})
+	}
+	return reqs
+}

@@ -1,0 +1,89 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+)
+
+// Event handlers and predicates more than one controller uses.
+
+// burstDelay is how long member and pod events wait before they reconcile their organization.
+const burstDelay = time.Second
+
+// enqueueAfter maps an object to requests, as handler.EnqueueRequestsFromMapFunc does, and adds
+// them after delay. A request already waiting keeps its earlier time, so events within the delay
+// fold into one reconcile.
+func enqueueAfter(delay time.Duration, fn handler.MapFunc) handler.EventHandler {
+	add := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for _, req := range fn(ctx, o) {
+			q.AddAfter(req, delay)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+	}
+}
+
+// namespaceChanged passes namespace events that change membership: creation, deletion, the
+// organization label, the owner, and the start of termination.
+func namespaceChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			return o.GetLabels()[tenancyv1alpha1.OrganizationLabel] != n.GetLabels()[tenancyv1alpha1.OrganizationLabel] ||
+				o.GetLabels()[tenancyv1alpha1.HomeNamespaceLabel] != n.GetLabels()[tenancyv1alpha1.HomeNamespaceLabel] ||
+				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
+				len(o.GetOwnerReferences()) != len(n.GetOwnerReferences())
+		},
+	}
+}
+
+// readyChanged passes updates that change an object's Ready condition, its own status writes
+// included. The reconcile that follows compares against the status as stored: if the write was
+// made from a stale cache (a later reconcile saw the world as it was before an earlier write), the
+// difference shows and is fixed, instead of waiting for the next change. When all is in place it
+// reads the cache and writes nothing.
+func readyChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(conditioned)
+			n, ok2 := e.ObjectNew.(conditioned)
+			if !ok1 || !ok2 {
+				return false
+			}
+			a := meta.FindStatusCondition(o.GetConditions(), tenancyv1alpha1.ReadyCondition)
+			b := meta.FindStatusCondition(n.GetConditions(), tenancyv1alpha1.ReadyCondition)
+			return (a == nil) != (b == nil) || (a != nil && (a.Status != b.Status || a.Reason != b.Reason || a.Message != b.Message))
+		},
+	}
+}
+
+// conditioned objects expose their status conditions.
+type conditioned interface {
+	GetConditions() []metav1.Condition
+}
