@@ -9,7 +9,8 @@ BIN := $(ROOT)/bin
 CONTROL_PLANE_DIR := $(BIN)/k8s/$(K8S_VERSION)
 KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(CONTROL_PLANE_DIR)/kubectl)
 CONTROLLER_GEN := go tool controller-gen
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/webhook
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/webhook \
+	charts/org-operator/files/health docs/gitops.md
 
 # Go test flags; e.g. make test TEST_ARGS='-run TestControllers -v'.
 TEST_ARGS ?=
@@ -33,8 +34,9 @@ manifests: ## Generate CRDs, RBAC and webhook configuration from the controller-
 	$(CONTROLLER_GEN) rbac:roleName=org-operator-manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 
 .PHONY: generate
-generate: ## Generate DeepCopy methods from the API types.
+generate: ## Generate DeepCopy methods, and the chart's Argo CD health checks from internal/health/health.lua.tmpl.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+	go run ./hack/gen-health
 
 .PHONY: fmt
 fmt: ## Run go fmt.
@@ -123,7 +125,7 @@ CHART := charts/org-operator
 IMAGE_TAG ?= dev
 
 .PHONY: chart-sync
-chart-sync: manifests ## Copy the generated CRDs and RBAC of config/ into the Helm chart (charts/org-operator/files).
+chart-sync: manifests generate ## Copy the generated CRDs and RBAC of config/ into the Helm chart (charts/org-operator/files).
 	$(ROOT)/hack/sync-chart.sh
 
 .PHONY: chart-lint

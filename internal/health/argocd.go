@@ -1,15 +1,22 @@
-// Package health runs the Argo CD health checks that the chart ships
-// (charts/org-operator/files/health/*.lua) the way Argo CD runs them, so that tests can prove
-// what Argo CD will show for Organizations, OrganizationMembers and OrganizationPlans at each
-// stage of their lifecycle. The kstatus side (Flux, cli-utils, kubectl-style waiters) needs no
-// code of ours: the tests call sigs.k8s.io/cli-utils/pkg/kstatus/status directly.
+// Package health writes and runs the Argo CD health checks that the chart ships
+// (charts/org-operator/files/health/*.lua). The checks of every kind are rendered from one
+// template, health.lua.tmpl, which reads the Ready and Stalled conditions the controllers set;
+// hack/gen-health (make generate) writes them. Evaluate runs them the way Argo CD does, so that
+// tests can prove what Argo CD will show for Organizations, OrganizationMembers and
+// OrganizationPlans at each stage of their lifecycle. The kstatus side (Flux, cli-utils,
+// kubectl-style waiters) needs no code of ours: the tests call
+// sigs.k8s.io/cli-utils/pkg/kstatus/status directly.
 package health
 
 import (
+	"bytes"
 	"context"
+	_ "embed"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"text/template"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -29,11 +36,48 @@ const (
 // Group is the API group whose kinds have health checks.
 const Group = "tenancy.orgoperator.io"
 
+// Check is what one kind's health check differs by.
+type Check struct {
+	// Kind is the kind the check is for.
+	Kind string
+	// Noun names an object of the kind in messages ("Waiting for the operator to reconcile the member").
+	Noun string
+}
+
+// Checks lists the kinds that have a health check.
+var Checks = []Check{
+	{Kind: "Organization", Noun: "organization"},
+	{Kind: "OrganizationMember", Noun: "member"},
+	{Kind: "OrganizationPlan", Noun: "plan"},
+}
+
+// File is the name of the check's file under the chart's files/health directory.
+func (c Check) File() string {
+	return strings.ToLower(c.Kind) + ".lua"
+}
+
 // Scripts maps each kind to its health check file under the chart's files/health directory.
-var Scripts = map[string]string{
-	"Organization":       "organization.lua",
-	"OrganizationMember": "organizationmember.lua",
-	"OrganizationPlan":   "organizationplan.lua",
+var Scripts = func() map[string]string {
+	m := make(map[string]string, len(Checks))
+	for _, c := range Checks {
+		m[c.Kind] = c.File()
+	}
+	return m
+}()
+
+//go:embed health.lua.tmpl
+var scriptTemplateText string
+
+var scriptTemplate = template.Must(template.New("health.lua.tmpl").Parse(scriptTemplateText))
+
+// Render returns the health check script of c, as the chart must ship it.
+func Render(c Check) (string, error) {
+	var b bytes.Buffer
+	err := scriptTemplate.Execute(&b, struct{ Group, Kind, Noun string }{Group, c.Kind, c.Noun})
+	if err != nil {
+		return "", fmt.Errorf("rendering the health check of %s: %w", c.Kind, err)
+	}
+	return b.String(), nil
 }
 
 // ConfigKey is the argocd-cm key of a kind's health check.

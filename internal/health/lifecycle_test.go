@@ -76,6 +76,15 @@ func cond(typ string, st metav1.ConditionStatus, reason, message string) func(in
 	return func(generation int64) map[string]any { return condition(typ, st, reason, message, generation) }
 }
 
+// stalled returns the conditions the controllers set for a failure no retry can fix: Ready False
+// and Stalled True, with the same reason and message (setStalled in controllers/status.go).
+func stalled(reason, message string) []func(int64) map[string]any {
+	return []func(int64) map[string]any{
+		ready(metav1.ConditionFalse, reason, message),
+		cond(tenancyv1alpha1.StalledCondition, metav1.ConditionTrue, reason, message),
+	}
+}
+
 // changeSpec sets a spec field, which bumps metadata.generation.
 func changeSpec(field, value string) func(*unstructured.Unstructured) {
 	return func(u *unstructured.Unstructured) {
@@ -161,25 +170,18 @@ var _ = Describe("kstatus and Argo CD health through an object's life", func() {
 			{name: "waiting for members: Ready False MembersNotReady",
 				do:      setStatus(current, ready(metav1.ConditionFalse, tenancyv1alpha1.MembersNotReadyReason, "1 of 2 members are not Ready")),
 				kstatus: status.InProgressStatus, argo: health.Progressing, argoMessage: "1 of 2 members"},
-			{name: "failed: Ready False NameCollision",
-				do:      setStatus(current, ready(metav1.ConditionFalse, tenancyv1alpha1.NameCollisionReason, "Namespace health-org belongs to someone else")),
-				kstatus: status.InProgressStatus, argo: health.Degraded, argoMessage: "NameCollision: Namespace health-org"},
-			{name: "failed with Stalled True (what the controller should add)",
-				do: setStatus(current,
-					ready(metav1.ConditionFalse, tenancyv1alpha1.NameCollisionReason, "Namespace health-org belongs to someone else"),
-					cond("Stalled", metav1.ConditionTrue, tenancyv1alpha1.NameCollisionReason, "Namespace health-org belongs to someone else")),
-				kstatus: status.FailedStatus, argo: health.Degraded, argoMessage: "NameCollision"},
-			{name: "working with Reconciling True (what the controller should add)",
-				do: setStatus(current,
-					ready(metav1.ConditionUnknown, tenancyv1alpha1.ProgressingReason, "Creating namespace"),
-					cond("Reconciling", metav1.ConditionTrue, tenancyv1alpha1.ProgressingReason, "Creating namespace")),
-				kstatus: status.InProgressStatus, argo: health.Progressing, argoMessage: "Creating namespace"},
-			{name: "reconcile error on generation 3, observedGeneration left at 2",
-				do: func(u *unstructured.Unstructured) {
-					changeSpec("description", "changed again")(u)
-					setStatus(2, ready(metav1.ConditionFalse, tenancyv1alpha1.ReconcileErrorReason, "listing members: timeout"))(u)
-				},
-				kstatus: status.InProgressStatus, argo: health.Degraded, argoMessage: "ReconcileError: listing members"},
+			{name: "working: Ready False Progressing (old home namespace terminating)",
+				do:      setStatus(current, ready(metav1.ConditionFalse, tenancyv1alpha1.ProgressingReason, "Waiting for the old home namespace health-org to finish terminating")),
+				kstatus: status.InProgressStatus, argo: health.Progressing, argoMessage: "Progressing: Waiting for the old home namespace"},
+			{name: "failed: Ready False NameCollision, Stalled True",
+				do:      setStatus(current, stalled(tenancyv1alpha1.NameCollisionReason, "Namespace health-org belongs to someone else")...),
+				kstatus: status.FailedStatus, argo: health.Degraded, argoMessage: "NameCollision: Namespace health-org"},
+			{name: "spec changed while stalled: the Stalled of generation 2 no longer counts",
+				do:      changeSpec("description", "changed again"),
+				kstatus: status.InProgressStatus, argo: health.Progressing, argoMessage: "observe generation 3"},
+			{name: "reconcile error on generation 3, observedGeneration left at 2, no Stalled",
+				do:      setStatus(2, ready(metav1.ConditionFalse, tenancyv1alpha1.ReconcileErrorReason, "listing members: timeout")),
+				kstatus: status.InProgressStatus, argo: health.Progressing, argoMessage: "ReconcileError: listing members"},
 			{name: "deleting, blocked: Ready False DeletionBlocked", do: func(u *unstructured.Unstructured) {
 				deleteObject(u)
 				setStatus(3, ready(metav1.ConditionFalse, tenancyv1alpha1.DeletionBlockedReason, "Deletion blocked by deletionPolicy Block"))(u)
@@ -193,9 +195,9 @@ var _ = Describe("kstatus and Argo CD health through an object's life", func() {
 		runLifecycle(member, []stage{
 			{name: "created, no status yet", kstatus: status.CurrentStatus,
 				argo: health.Progressing, argoMessage: "reconcile the member"},
-			{name: "failed: Ready False OrganizationNotFound",
-				do:      setStatus(current, ready(metav1.ConditionFalse, tenancyv1alpha1.OrganizationNotFoundReason, "Namespace health-org-home is not the home of an organization")),
-				kstatus: status.InProgressStatus, argo: health.Degraded, argoMessage: "OrganizationNotFound: Namespace"},
+			{name: "failed: Ready False OrganizationNotFound, Stalled True",
+				do:      setStatus(current, stalled(tenancyv1alpha1.OrganizationNotFoundReason, "Namespace health-org-home is not the home of an organization")...),
+				kstatus: status.FailedStatus, argo: health.Degraded, argoMessage: "OrganizationNotFound: Namespace"},
 			{name: "ready: Ready True, observedGeneration current",
 				do:      setStatus(current, ready(metav1.ConditionTrue, tenancyv1alpha1.ReconciledReason, "Bound to view in 2 namespaces")),
 				kstatus: status.CurrentStatus, argo: health.Healthy, argoMessage: "Bound to view"},
@@ -222,9 +224,9 @@ var _ = Describe("kstatus and Argo CD health through an object's life", func() {
 				kstatus: status.CurrentStatus, argo: health.Healthy, argoMessage: "Used by 0"},
 			{name: "spec changed, generation not yet observed", do: changeSpec("description", "changed"),
 				kstatus: status.InProgressStatus, argo: health.Progressing, argoMessage: "observe generation 2"},
-			{name: "failed: Ready False ReconcileError",
+			{name: "reconcile error: Ready False ReconcileError, no Stalled (retried)",
 				do:      setStatus(current, ready(metav1.ConditionFalse, tenancyv1alpha1.ReconcileErrorReason, "listing organizations: timeout")),
-				kstatus: status.InProgressStatus, argo: health.Degraded, argoMessage: "ReconcileError: listing"},
+				kstatus: status.InProgressStatus, argo: health.Progressing, argoMessage: "ReconcileError: listing"},
 			{name: "deleting", do: deleteObject,
 				kstatus: status.TerminatingStatus, argo: health.Progressing, argoMessage: "Pending deletion"},
 		})
@@ -253,12 +255,44 @@ var _ = Describe("kstatus and Argo CD health through an object's life", func() {
 			{plan(2, 1, condition("Ready", metav1.ConditionTrue, "Reconciled", "Reconciled", 1)), health.Progressing, "observe generation 2"},
 			{plan(1, 1, condition("Ready", metav1.ConditionUnknown, "Progressing", "Counting organizations", 1)), health.Progressing, "Counting"},
 			{plan(1, 1, condition("Ready", metav1.ConditionTrue, "Reconciled", "Used by 3 organizations", 1)), health.Healthy, "Used by 3"},
-			{plan(1, 1, condition("Ready", metav1.ConditionFalse, "InvalidQuota", "pods must be positive", 1)), health.Degraded, "InvalidQuota: pods"},
+			{plan(1, 1, condition("Ready", metav1.ConditionFalse, "InvalidQuota", "pods must be positive", 1),
+				condition("Stalled", metav1.ConditionTrue, "InvalidQuota", "pods must be positive", 1)), health.Degraded, "InvalidQuota: pods"},
+			{plan(1, 1, condition("Ready", metav1.ConditionFalse, "InvalidQuota", "pods must be positive", 1),
+				condition("Stalled", metav1.ConditionTrue, "", "", 1)), health.Degraded, "InvalidQuota: pods"},
+			{plan(1, 1, condition("Ready", metav1.ConditionFalse, "ReconcileError", "listing organizations: timeout", 1)), health.Progressing, "ReconcileError: listing"},
 		} {
 			got, err := health.ArgoCD(scripts["OrganizationPlan"], c.obj)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(got.Status).To(Equal(c.want), "%v", c.obj.Object["status"])
 			Expect(got.Message).To(ContainSubstring(c.message))
+		}
+	})
+
+	// Generation 2 failed to reconcile: Ready is dated 2, status.observedGeneration and a Stalled
+	// left over from generation 1 are not. Only a Stalled of generation 2 makes the object Degraded.
+	It("a Stalled condition of an old generation does not make the object Degraded", func() {
+		for _, c := range health.Checks {
+			obj := func(stalledGeneration int64) *unstructured.Unstructured {
+				u := newUnstructured(c.Kind, "", "old-stalled", map[string]any{})
+				u.SetGeneration(2)
+				u.Object["status"] = map[string]any{"observedGeneration": int64(1), "conditions": []any{
+					condition("Ready", metav1.ConditionFalse, "ReconcileError", "listing members: timeout", 2),
+					condition("Stalled", metav1.ConditionTrue, "NameCollision", "Namespace old-stalled belongs to someone else", stalledGeneration),
+				}}
+				return u
+			}
+
+			old := obj(1)
+			got, err := health.ArgoCD(scripts[c.Kind], old)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got).To(Equal(health.Status{Status: health.Progressing, Message: "ReconcileError: listing members: timeout"}), c.Kind)
+			ks, err := status.Compute(old)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(ks.Status).To(Equal(status.InProgressStatus), c.Kind)
+
+			got, err = health.ArgoCD(scripts[c.Kind], obj(2))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got).To(Equal(health.Status{Status: health.Degraded, Message: "NameCollision: Namespace old-stalled belongs to someone else"}), c.Kind)
 		}
 	})
 })
