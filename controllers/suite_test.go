@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/orgoperator/org-operator/controllers"
-	"github.com/orgoperator/org-operator/internal/testenv"
+	"github.com/orgoperator/org-operator/test/testenv"
 )
 
 // The controllers run without the admission webhooks here, so that these specs exercise the

@@ -19,8 +19,8 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/ledger"
-	"github.com/orgoperator/org-operator/internal/testenv"
 	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
+	"github.com/orgoperator/org-operator/test/testenv"
 )
 
 // countedKind is one kind the ledger counts, with how to make one and how to count the stored.

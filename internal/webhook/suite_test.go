@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/orgoperator/org-operator/internal/testenv"
+	"github.com/orgoperator/org-operator/test/testenv"
 )
 
 var (

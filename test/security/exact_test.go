@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
-	"github.com/orgoperator/org-operator/internal/testenv"
+	"github.com/orgoperator/org-operator/test/testenv"
 )
 
 // newOrganization creates an organization of its own for a spec, waits for its home namespace and

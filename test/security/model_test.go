@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
-	"github.com/orgoperator/org-operator/internal/testenv"
+	"github.com/orgoperator/org-operator/test/testenv"
 )
 
 // outcome is what an attempt must get: allowed, or denied with a message containing message.

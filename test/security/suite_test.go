@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
-	"github.com/orgoperator/org-operator/internal/testenv"
+	"github.com/orgoperator/org-operator/test/testenv"
 )
 
 var (

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,11 +22,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/controllers"
 	"github.com/orgoperator/org-operator/internal/controlplane"
 	"github.com/orgoperator/org-operator/internal/podcache"
-	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
 )
 
 // OperatorUser is the user the manager runs as: the operator's ServiceAccount.
@@ -40,8 +36,6 @@ type Options struct {
 	Webhooks bool
 	// Controllers options; the controllers always run.
 	Controllers controllers.Options
-	// ManagerOptions adjusts the manager before it is created (metrics address, ...).
-	ManagerOptions func(*ctrl.Options)
 }
 
 // Env is a running control plane with the operator.
@@ -56,14 +50,6 @@ type Env struct {
 	Pods   *podcache.Cache
 	cancel context.CancelFunc
 	done   chan error
-}
-
-// Scheme returns a scheme with the built-in kinds and the operator's.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(tenancyv1alpha1.AddToScheme(s))
-	return s
 }
 
 // Start starts the control plane and the operator. Call Stop when done.
@@ -85,7 +71,7 @@ func Start(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{ControlPlane: cp, Scheme: Scheme()}
+	env := &Env{ControlPlane: cp, Scheme: controllers.NewScheme()}
 	if err := env.startOperator(root, opts); err != nil {
 		_ = cp.Stop()
 		return nil, err
@@ -116,35 +102,22 @@ func (e *Env) startOperator(root string, opts Options) error {
 		Scheme:                 e.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(),
 	}
 	if opts.Webhooks {
 		w := e.ControlPlane.Env.WebhookInstallOptions
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: w.LocalServingHost, Port: w.LocalServingPort, CertDir: w.LocalServingCertDir})
 	}
-	if opts.ManagerOptions != nil {
-		opts.ManagerOptions(&mgrOpts)
-	}
-	e.Manager, err = ctrl.NewManager(cfg, mgrOpts)
+	e.Manager, err = ctrl.NewManager(cfg, controllers.ManagerOptions(mgrOpts))
 	if err != nil {
 		return err
 	}
-	pods, err := podcache.New(cfg)
+	op, err := controllers.SetupOperator(e.Manager, controllers.OperatorOptions{Controllers: opts.Controllers, Webhooks: opts.Webhooks})
 	if err != nil {
 		return err
 	}
-	e.Pods = pods
-	if err := e.Manager.Add(pods); err != nil {
-		return err
-	}
-	// The pod webhook charges the quota ledger that the controller settles.
-	opts.Controllers.QuotaLedger = opts.Webhooks
-	opts.Controllers.Pods = pods
-	if err := controllers.SetupWithManager(e.Manager, opts.Controllers); err != nil {
-		return err
-	}
+	e.Pods = op.Pods
 	if opts.Webhooks {
-		if err := orgwebhook.SetupWithManager(e.Manager, orgwebhook.Options{Clock: opts.Controllers.Clock, Pods: pods}); err != nil {
+		if err := op.SetupWebhooks(); err != nil {
 			return err
 		}
 	}
@@ -152,7 +125,7 @@ func (e *Env) startOperator(root string, opts Options) error {
 	mgrCtx, e.cancel = context.WithCancel(context.Background())
 	e.done = make(chan error, 1)
 	go func() { e.done <- e.Manager.Start(mgrCtx) }()
-	if !e.Manager.GetCache().WaitForCacheSync(mgrCtx) || !toolscache.WaitForCacheSync(mgrCtx.Done(), pods.Informer().HasSynced) {
+	if !e.Manager.GetCache().WaitForCacheSync(mgrCtx) || !toolscache.WaitForCacheSync(mgrCtx.Done(), e.Pods.Informer().HasSynced) {
 		return errors.New("the operator's cache did not sync")
 	}
 	if opts.Webhooks {

@@ -1,0 +1,93 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	orgmetrics "github.com/orgoperator/org-operator/internal/metrics"
+	"github.com/orgoperator/org-operator/internal/podcache"
+	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
+)
+
+// NewScheme returns a scheme with the built-in kinds and the operator's.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(tenancyv1alpha1.AddToScheme(s))
+	return s
+}
+
+// ManagerOptions completes o with what every manager of this operator needs: a scheme from
+// NewScheme unless o has one, and the cache of CacheOptions, which replaces o.Cache since the
+// controllers and webhooks rely on what it holds. Everything else is the caller's (metrics,
+// probes, webhook server, leader election).
+func ManagerOptions(o ctrl.Options) ctrl.Options {
+	if o.Scheme == nil {
+		o.Scheme = NewScheme()
+	}
+	o.Cache = CacheOptions()
+	return o
+}
+
+// OperatorOptions choose what SetupOperator wires.
+type OperatorOptions struct {
+	// Controllers tune the controllers. Pods and QuotaLedger are set by SetupOperator.
+	Controllers Options
+	// Webhooks says the admission webhooks will be served (Operator.SetupWebhooks): the pod
+	// webhook charges the quota ledger that the controllers then settle.
+	Webhooks bool
+	// Metrics is where the per-organization gauges are registered; none if nil.
+	Metrics prometheus.Registerer
+}
+
+// Operator is the operator wired into a manager.
+type Operator struct {
+	// Pods is the compact pod cache that the controllers and the webhooks read.
+	Pods *podcache.Cache
+
+	mgr  ctrl.Manager
+	opts OperatorOptions
+}
+
+// SetupOperator adds the operator to a manager made with ManagerOptions: the compact pod cache,
+// the per-organization metrics and the controllers. The webhooks come separately, through
+// Operator.SetupWebhooks, since their server may have to wait for its certificate.
+func SetupOperator(mgr ctrl.Manager, opts OperatorOptions) (*Operator, error) {
+	// Pods are kept compact, outside the manager's cache: usage and the quota ledger read them.
+	pods, err := podcache.New(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("creating the pod cache: %w", err)
+	}
+	if err := mgr.Add(pods); err != nil {
+		return nil, fmt.Errorf("adding the pod cache: %w", err)
+	}
+	if opts.Metrics != nil {
+		// Read from the cache at scrape time.
+		if err := opts.Metrics.Register(orgmetrics.NewCollector(mgr.GetCache())); err != nil {
+			return nil, fmt.Errorf("registering the organization metrics: %w", err)
+		}
+	}
+	opts.Controllers.Pods = pods
+	opts.Controllers.QuotaLedger = opts.Webhooks
+	if err := SetupWithManager(mgr, opts.Controllers); err != nil {
+		return nil, err
+	}
+	return &Operator{Pods: pods, mgr: mgr, opts: opts}, nil
+}
+
+// SetupWebhooks registers the admission webhooks on the manager's webhook server, which starts
+// them at once if the manager is running. It needs OperatorOptions.Webhooks: without it the
+// controllers do not settle the ledger that the pod webhook charges.
+func (o *Operator) SetupWebhooks() error {
+	if !o.opts.Webhooks {
+		return errors.New("the operator was set up without webhooks (OperatorOptions.Webhooks)")
+	}
+	return orgwebhook.SetupWithManager(o.mgr, orgwebhook.Options{Pods: o.Pods, Clock: o.opts.Controllers.Clock})
+}
