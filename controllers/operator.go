@@ -5,24 +5,12 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	orgmetrics "github.com/orgoperator/org-operator/internal/metrics"
 	"github.com/orgoperator/org-operator/internal/podcache"
 	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
 )
-
-// NewScheme returns a scheme with the built-in kinds and the operator's.
-func NewScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(tenancyv1alpha1.AddToScheme(s))
-	return s
-}
 
 // ManagerOptions completes o with what every manager of this operator needs: a scheme from
 // NewScheme unless o has one, and the cache of CacheOptions, which replaces o.Cache since the

@@ -8,12 +8,15 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 )
 
-var ownScheme = func() *runtime.Scheme {
+// NewScheme returns a scheme with the built-in kinds and the operator's.
+func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(tenancyv1alpha1.AddToScheme(s))
 	return s
-}()
+}
+
+var ownScheme = NewScheme()
 
 // scheme knows the built-in kinds and this operator's; owner references are computed from it.
 func scheme() *runtime.Scheme { return ownScheme }
