@@ -61,18 +61,11 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 // reports: creation, deletion, its start, and a change of spec.admin, of the user (the reader
 // binding's subject) or of Ready.
 func memberChangedForOrganization() predicate.Predicate {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*tenancyv1alpha1.OrganizationMember)
-			n, ok2 := e.ObjectNew.(*tenancyv1alpha1.OrganizationMember)
-			if !ok1 || !ok2 {
-				return true
-			}
-			return o.Spec.Admin != n.Spec.Admin || memberReady(o) != memberReady(n) ||
-				membership.Subject(o) != membership.Subject(n) ||
-				o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
-		},
-	}
+	return changedOnUpdate(func(o, n *tenancyv1alpha1.OrganizationMember) bool {
+		return o.Spec.Admin != n.Spec.Admin || memberReady(o) != memberReady(n) ||
+			membership.Subject(o) != membership.Subject(n) ||
+			o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
+	})
 }
 
 // namespaceToOrganizations maps a namespace to the organization it is labelled into and to the
@@ -97,29 +90,17 @@ func organizationOfNamespace(ctx context.Context, c client.Client, namespace str
 // podUsageChanged passes pod events that change usage: creation, deletion, a move to or from a
 // terminal phase, and a change of resources (in-place resize).
 func podUsageChanged() predicate.Predicate {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*podcache.Pod)
-			n, ok2 := e.ObjectNew.(*podcache.Pod)
-			if !ok1 || !ok2 {
-				return true
-			}
-			return o.Terminal != n.Terminal || o.Requests != n.Requests || o.Limits != n.Limits
-		},
-	}
+	return changedOnUpdate(func(o, n *podcache.Pod) bool {
+		return o.Terminal != n.Terminal || o.Requests != n.Requests || o.Limits != n.Limits
+	})
 }
 
 // claimUsageChanged passes claim events that change usage: creation, deletion and a change of
 // the storage it counts (an expansion).
 func claimUsageChanged() predicate.Predicate {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*corev1.PersistentVolumeClaim)
-			n, ok2 := e.ObjectNew.(*corev1.PersistentVolumeClaim)
-			return !ok1 || !ok2 || ledger.ClaimVersion(o) != ledger.ClaimVersion(n)
-		},
-		GenericFunc: func(event.GenericEvent) bool { return false },
-	}
+	return changedOnUpdate(func(o, n *corev1.PersistentVolumeClaim) bool {
+		return ledger.ClaimVersion(o) != ledger.ClaimVersion(n)
+	})
 }
 
 // createdOrDeleted passes only creations and deletions: counts are all usage reads from these kinds.

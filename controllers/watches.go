@@ -66,24 +66,34 @@ func namespaceChanged() predicate.Predicate {
 // difference shows and is fixed, instead of waiting for the next change. When all is in place it
 // reads the cache and writes nothing.
 func readyChanged() predicate.Predicate {
-	return predicate.Funcs{
-		CreateFunc:  func(event.CreateEvent) bool { return false },
-		DeleteFunc:  func(event.DeleteEvent) bool { return false },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(conditioned)
-			n, ok2 := e.ObjectNew.(conditioned)
-			if !ok1 || !ok2 {
-				return false
-			}
-			a := meta.FindStatusCondition(o.GetConditions(), tenancyv1alpha1.ReadyCondition)
-			b := meta.FindStatusCondition(n.GetConditions(), tenancyv1alpha1.ReadyCondition)
-			return (a == nil) != (b == nil) || (a != nil && (a.Status != b.Status || a.Reason != b.Reason || a.Message != b.Message))
-		},
-	}
+	return onlyUpdates(changedOnUpdate(func(o, n conditioned) bool {
+		a := meta.FindStatusCondition(o.GetConditions(), tenancyv1alpha1.ReadyCondition)
+		b := meta.FindStatusCondition(n.GetConditions(), tenancyv1alpha1.ReadyCondition)
+		return (a == nil) != (b == nil) || (a != nil && (a.Status != b.Status || a.Reason != b.Reason || a.Message != b.Message))
+	}))
 }
 
 // conditioned objects expose their status conditions.
 type conditioned interface {
 	GetConditions() []metav1.Condition
+}
+
+// changedOnUpdate passes every creation and deletion, and the updates for which changed says so;
+// an update of an object that is not a T passes.
+func changedOnUpdate[T any](changed func(old, new T) bool) predicate.Funcs {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(T)
+			n, ok2 := e.ObjectNew.(T)
+			return !ok1 || !ok2 || changed(o, n)
+		},
+	}
+}
+
+// onlyUpdates keeps p's verdict on updates and passes nothing else.
+func onlyUpdates(p predicate.Funcs) predicate.Funcs {
+	p.CreateFunc = func(event.CreateEvent) bool { return false }
+	p.DeleteFunc = func(event.DeleteEvent) bool { return false }
+	p.GenericFunc = func(event.GenericEvent) bool { return false }
+	return p
 }

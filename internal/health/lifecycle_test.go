@@ -77,7 +77,7 @@ func cond(typ string, st metav1.ConditionStatus, reason, message string) func(in
 }
 
 // stalled returns the conditions the controllers set for a failure no retry can fix: Ready False
-// and Stalled True, with the same reason and message (setStalled in controllers/status.go).
+// and Stalled True, with the same reason and message (conditions.Summarize in internal/conditions).
 func stalled(reason, message string) []func(int64) map[string]any {
 	return []func(int64) map[string]any{
 		ready(metav1.ConditionFalse, reason, message),

@@ -19,8 +19,8 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/podcache"
-	"github.com/orgoperator/org-operator/internal/tenancy"
 	"github.com/orgoperator/org-operator/internal/resourcelist"
+	"github.com/orgoperator/org-operator/internal/tenancy"
 )
 
 // commitTimeout bounds one ledger write, under the webhooks' 5 s timeout.

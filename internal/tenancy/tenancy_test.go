@@ -61,7 +61,9 @@ func TestHome(t *testing.T) {
 
 func TestEffectiveQuotasWithAMissingPlan(t *testing.T) {
 	one, five := int32(1), int32(5)
-	pods := func(n string) corev1.ResourceList { return corev1.ResourceList{corev1.ResourcePods: resource.MustParse(n)} }
+	pods := func(n string) corev1.ResourceList {
+		return corev1.ResourceList{corev1.ResourcePods: resource.MustParse(n)}
+	}
 	org := organization("acme", "uid-1")
 	org.Spec.Quotas = &tenancyv1alpha1.Quotas{MaxNamespaces: &five}
 	plan := &tenancyv1alpha1.OrganizationPlan{Spec: tenancyv1alpha1.OrganizationPlanSpec{Quotas: tenancyv1alpha1.Quotas{

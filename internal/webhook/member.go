@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -50,16 +49,7 @@ func (MemberDefaulter) Default(_ context.Context, m *tenancyv1alpha1.Organizatio
 // admin is never removed or demoted. Every rule is decided on what the API server stores, through
 // internal/arbiter, so that racing requests cannot pass a rule together.
 type MemberValidator struct {
-	// Reader reads plans, for the effective quotas; a cache will do.
-	Reader client.Reader
-	// Live reads from the API server itself.
-	Live client.Reader
-	// Writer records admitted changes on the organization's status.
-	Writer     client.Client
-	Authorizer PlatformAuthorizer
-	Clock      clock.PassiveClock
-	// Arbiter serialises the decisions of one organization.
-	Arbiter *arbiter.Arbiter
+	Decider
 }
 
 // ValidateCreate checks the member's fields, then decides the creation.

@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -37,16 +36,7 @@ var namespaceKind = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
 // decided on what the API server stores, through internal/arbiter, so that racing joins cannot
 // take an organization past maxNamespaces.
 type NamespaceValidator struct {
-	// Reader reads plans, for the effective quotas; a cache will do.
-	Reader client.Reader
-	// Live reads from the API server itself.
-	Live client.Reader
-	// Writer records admitted joins on the organization's status.
-	Writer     client.Client
-	Authorizer PlatformAuthorizer
-	Clock      clock.PassiveClock
-	// Arbiter serialises the decisions of one organization.
-	Arbiter *arbiter.Arbiter
+	Decider
 }
 
 // PlatformAuthorizer says whether a user administers the platform.

@@ -55,19 +55,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	platform := newCachedAuthorizer(&sarAuthorizer{client: c, self: self}, opts.Clock)
 	// Members and namespaces of one organization are decided one at a time, on one arbiter.
-	arb := &arbiter.Arbiter{}
+	decider := Decider{Reader: c, Live: live, Writer: c, Authorizer: platform, Clock: opts.Clock, Arbiter: &arbiter.Arbiter{}}
 	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.Organization{}).
 		WithValidator(&OrganizationValidator{Reader: c, Pods: opts.Pods}).
 		Complete(); err != nil {
 		return fmt.Errorf("organization webhooks: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.OrganizationMember{}).
-		WithValidator(&MemberValidator{Reader: c, Live: live, Writer: c, Authorizer: platform, Clock: opts.Clock, Arbiter: arb}).
+		WithValidator(&MemberValidator{Decider: decider}).
 		Complete(); err != nil {
 		return fmt.Errorf("organization member webhooks: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
-		WithValidator(&NamespaceValidator{Reader: c, Live: live, Writer: c, Authorizer: platform, Clock: opts.Clock, Arbiter: arb}).
+		WithValidator(&NamespaceValidator{Decider: decider}).
 		Complete(); err != nil {
 		return fmt.Errorf("namespace webhook: %w", err)
 	}
