@@ -1,6 +1,7 @@
 # org-operator
 
 K8S_VERSION ?= v1.37.2
+MODULE := github.com/orgoperator/org-operator
 IMG ?= ghcr.io/orgoperator/org-operator:dev
 
 # Everything runs from the repository root with absolute paths, so the control plane is built once.
@@ -47,8 +48,10 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: vet ## Fail on unformatted files and go vet findings.
+lint: vet ## Fail on unformatted files, go vet findings and internal/ packages importing upward.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@up=$$(go list -f '{{.ImportPath}}:{{range .Imports}} {{.}}{{end}}' ./internal/... | grep -E ' $(MODULE)/(controllers|test)(/| |$$)' || true); \
+		if [ -n "$$up" ]; then echo "internal/ must not import controllers/ or test/:"; echo "$$up"; exit 1; fi
 
 .PHONY: verify
 verify: manifests generate ## Fail when generated code or manifests differ from what is committed.

@@ -265,23 +265,7 @@ func (c *Charger) decide(ctx context.Context, name string, q *queue, batch []*pe
 				return nil, err
 			}
 		}
-		reserveAll := func(used corev1.ResourceList) (*tenancyv1alpha1.QuotaLedger, int) {
-			l, admitted := start, 0
-			// A charge's time is when it is written, which its object's storage follows, not when
-			// its request arrived: under load a request waits for the batches before it.
-			at := metav1.NewTime(ceilSecond(c.clock.Now()))
-			for i, p := range batch {
-				p.reservation.Time = at
-				var next *tenancyv1alpha1.QuotaLedger
-				var after corev1.ResourceList
-				next, after, results[i] = Reserve(name, l, used, p.hard, p.reservation)
-				if results[i] == nil {
-					l, used, admitted = next, after, admitted+1
-				}
-			}
-			return l, admitted
-		}
-		l, admitted := reserveAll(Used(start))
+		l, admitted := c.reserveAll(name, start, Used(start), batch, results)
 		if admitted < len(batch) && !fresh {
 			// A copy that is not the API server's may miss room the controller freed: refuse
 			// only on the ledger as it is now.
@@ -295,7 +279,7 @@ func (c *Charger) decide(ctx context.Context, name string, q *queue, batch []*pe
 				return nil, err
 			}
 			if recounted {
-				l, admitted = reserveAll(used)
+				l, admitted = c.reserveAll(name, start, used, batch, results)
 			}
 		}
 		if admitted == 0 {
@@ -318,6 +302,26 @@ func (c *Charger) decide(ctx context.Context, name string, q *queue, batch []*pe
 }
 
 // hardOf is the quota a batch is decided against: the one its latest request read.
+// reserveAll reserves the batch's charges, in order, on start with used already in use, and
+// records each one's outcome in results. It returns the ledger and how many were admitted.
+func (c *Charger) reserveAll(name string, start *tenancyv1alpha1.QuotaLedger, used corev1.ResourceList, batch []*pendingCharge,
+	results []error) (*tenancyv1alpha1.QuotaLedger, int) {
+	l, admitted := start, 0
+	// A charge's time is when it is written, which its object's storage follows, not when its
+	// request arrived: under load a request waits for the batches before it.
+	at := metav1.NewTime(ceilSecond(c.clock.Now()))
+	for i, p := range batch {
+		p.reservation.Time = at
+		var next *tenancyv1alpha1.QuotaLedger
+		var after corev1.ResourceList
+		next, after, results[i] = Reserve(name, l, used, p.hard, p.reservation)
+		if results[i] == nil {
+			l, used, admitted = next, after, admitted+1
+		}
+	}
+	return l, admitted
+}
+
 func hardOf(batch []*pendingCharge) corev1.ResourceList {
 	return batch[len(batch)-1].hard
 }

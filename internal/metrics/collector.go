@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/tenancy"
 )
 
 // Namespace prefixes every metric name.
@@ -100,11 +101,7 @@ func DefaultFamilies() []Family {
 				"type", "plan"),
 			Type: prometheus.GaugeValue,
 			Collect: func(org *tenancyv1alpha1.Organization, emit Emit) {
-				plan := ""
-				if org.Spec.Subscription != nil {
-					plan = org.Spec.Subscription.Plan
-				}
-				emit(1, string(org.Spec.Type), plan)
+				emit(1, string(org.Spec.Type), tenancy.PlanName(org))
 			},
 		},
 		{
