@@ -47,7 +47,7 @@ func run(outDir, docsPath string) error {
 		if err := os.WriteFile(filepath.Join(outDir, c.File()), []byte(script), 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(&configMap, "  %s: |\n%s", health.ConfigKey(c.Kind), indent(script, "    "))
+		configMap.WriteString(health.ConfigEntry(c.Kind, script))
 	}
 	configMap.WriteString("```\n")
 	if docsPath == "" {
@@ -75,15 +75,4 @@ func replaceBlock(path, block string) error {
 		return nil
 	}
 	return os.WriteFile(path, out.Bytes(), 0o644)
-}
-
-// indent prefixes every non-empty line of s, as a YAML block scalar holds it.
-func indent(s, prefix string) string {
-	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-	for i, l := range lines {
-		if l != "" {
-			lines[i] = prefix + l
-		}
-	}
-	return strings.Join(lines, "\n") + "\n"
 }

@@ -85,6 +85,18 @@ func ConfigKey(kind string) string {
 	return fmt.Sprintf("resource.customizations.health.%s_%s", Group, kind)
 }
 
+// ConfigEntry is a kind's health check as an entry of the argocd-cm ConfigMap's data, indented
+// for a block under "data:".
+func ConfigEntry(kind, script string) string {
+	lines := strings.Split(strings.TrimRight(script, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = "    " + l
+		}
+	}
+	return "  " + ConfigKey(kind) + ": |\n" + strings.Join(lines, "\n") + "\n"
+}
+
 // LoadScripts reads the health checks of every kind from dir (charts/org-operator/files/health).
 func LoadScripts(dir string) (map[string]string, error) {
 	out := make(map[string]string, len(Scripts))

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -62,7 +61,7 @@ var _ = Describe("Generated files", func() {
 		doc := readFile("docs/gitops.md")
 		for kind, file := range health.Scripts {
 			script := readFile(filepath.Join(chart, "files", "health", file))
-			Expect(doc).To(ContainSubstring("  "+health.ConfigKey(kind)+": |\n"+indent(script, "    ")),
+			Expect(doc).To(ContainSubstring(health.ConfigEntry(kind, script)),
 				"docs/gitops.md does not show %s verbatim under %s", file, health.ConfigKey(kind))
 		}
 	})
@@ -94,14 +93,3 @@ var _ = Describe("Generated files", func() {
 		Expect(exprs).To(BeNumerically(">", 5))
 	})
 })
-
-// indent prefixes every non-empty line of s.
-func indent(s, prefix string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i, l := range lines {
-		if l != "" {
-			lines[i] = prefix + l
-		}
-	}
-	return strings.Join(lines, "\n") + "\n"
-}
