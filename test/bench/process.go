@@ -328,26 +328,29 @@ func (m *manager) scrape(ctx context.Context) (metricsSample, error) {
 	if resp.StatusCode != http.StatusOK {
 		return s, fmt.Errorf("metrics: %s", resp.Status)
 	}
+	// Counters summed by the label that names their controller or queue.
+	byLabel := map[string]struct {
+		into  map[string]float64
+		label string
+	}{
+		"controller_runtime_reconcile_total":              {s.Reconciles, "controller"},
+		"controller_runtime_reconcile_errors_total":       {s.Errors, "controller"},
+		"controller_runtime_reconcile_time_seconds_sum":   {s.ReconcileSeconds, "controller"},
+		"controller_runtime_reconcile_time_seconds_count": {s.ReconcileCount, "controller"},
+		"workqueue_depth":                        {s.Depth, "name"},
+		"workqueue_queue_duration_seconds_sum":   {s.QueueSeconds, "name"},
+		"workqueue_queue_duration_seconds_count": {s.QueueCount, "name"},
+	}
 	err = scanSamples(resp.Body, func(name, labels string, v float64) {
 		switch name {
 		case "go_memstats_heap_inuse_bytes":
 			s.HeapInuse = v
 		case "go_memstats_heap_alloc_bytes":
 			s.HeapAlloc = v
-		case "controller_runtime_reconcile_total":
-			s.Reconciles[label(labels, "controller")] += v
-		case "controller_runtime_reconcile_errors_total":
-			s.Errors[label(labels, "controller")] += v
-		case "workqueue_depth":
-			s.Depth[label(labels, "name")] += v
-		case "controller_runtime_reconcile_time_seconds_sum":
-			s.ReconcileSeconds[label(labels, "controller")] += v
-		case "controller_runtime_reconcile_time_seconds_count":
-			s.ReconcileCount[label(labels, "controller")] += v
-		case "workqueue_queue_duration_seconds_sum":
-			s.QueueSeconds[label(labels, "name")] += v
-		case "workqueue_queue_duration_seconds_count":
-			s.QueueCount[label(labels, "name")] += v
+		default:
+			if c, ok := byLabel[name]; ok {
+				c.into[label(labels, c.label)] += v
+			}
 		}
 	})
 	return s, err

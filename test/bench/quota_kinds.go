@@ -342,11 +342,7 @@ func (b *bench) quotaLatency(ctx context.Context) (int, error) {
 	seqDone := time.Since(pr.start)
 	hist1, herr := b.webhookHistogram(ctx)
 	counts, examples := outcomes(shots)
-	applied := make(chan struct{})
-	close(applied)
-	conv := b.poller.waitConverged(ctx, b.world, check{usage: true}, pr.start, cfg.phaseTimeout, false, applied)
-	quietAt, quiet := b.waitQuiet(ctx, settleTimeout)
-	pr.converged(conv, quiet)
+	_, quietAt := b.settle(ctx, pr)
 	p := b.finish(pr, quietAt, false)
 	lat := latencyMs(shots, nil)
 	wc, _ := outcomes(warm)
@@ -470,11 +466,7 @@ func (b *bench) quotaProbe(ctx context.Context) (int, error) {
 		}
 		stored += len(l.Items)
 	}
-	applied := make(chan struct{})
-	close(applied)
-	conv := b.poller.waitConverged(ctx, b.world, check{usage: true}, pr.start, cfg.phaseTimeout, false, applied)
-	quietAt, quiet := b.waitQuiet(ctx, settleTimeout)
-	pr.converged(conv, quiet)
+	_, quietAt := b.settle(ctx, pr)
 	p := b.finish(pr, quietAt, false)
 	ac, _ := outcomes(afterDelete)
 	xc, _ := outcomes(extra)
@@ -684,11 +676,18 @@ func (b *bench) finishSettled(ctx context.Context, pr *phaseRun, org string, res
 	want resource.Quantity) (used string, reservations int, usedExact time.Duration, p *Phase) {
 	used, reservations = b.waitLedger(ctx, org, res, want, pr.start.Add(b.cfg.phaseTimeout))
 	usedExact = time.Since(pr.start)
+	conv, quietAt := b.settle(ctx, pr)
+	pr.p.Seconds = round2(max(conv.Seconds, usedExact.Seconds()))
+	return used, reservations, usedExact, b.finish(pr, quietAt, false)
+}
+
+// settle waits until the organizations' usage has converged and the operator is quiet, and
+// records both on the phase; the caller finishes it at the returned quiet time.
+func (b *bench) settle(ctx context.Context, pr *phaseRun) (convergence, time.Time) {
 	applied := make(chan struct{})
 	close(applied)
 	conv := b.poller.waitConverged(ctx, b.world, check{usage: true}, pr.start, b.cfg.phaseTimeout, false, applied)
 	quietAt, quiet := b.waitQuiet(ctx, settleTimeout)
 	pr.converged(conv, quiet)
-	pr.p.Seconds = round2(max(conv.Seconds, usedExact.Seconds()))
-	return used, reservations, usedExact, b.finish(pr, quietAt, false)
+	return conv, quietAt
 }
