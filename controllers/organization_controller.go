@@ -63,16 +63,16 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			return ctrl.Result{}, err
 		}
 	}
-	s, err := r.newScope(ctx, org)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
 	// Taken after the finalizer's write: the status patch is locked to this resourceVersion.
 	before := org.DeepCopy()
+	s, err := r.newScope(ctx, org)
 	defer func() {
 		retErr = r.updateStatus(ctx, s, retErr)
 		patch.RequeueOnConflict(patch.StatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status), &result, &retErr)
 	}()
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	if deleting {
 		return ctrl.Result{}, r.reconcileDelete(ctx, s)
 	}

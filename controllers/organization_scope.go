@@ -24,6 +24,8 @@ type organizationScope struct {
 	org    *tenancyv1alpha1.Organization
 	tenant tenancy.Tenant
 	now    time.Time
+	// read says everything below was read; a scope whose reading failed reports only the error.
+	read bool
 
 	// home is the home namespace as it is (nil while it does not exist); homeProblem, when set,
 	// says why the organization cannot have it.
@@ -50,29 +52,31 @@ type homeProblem struct {
 	stalled bool
 }
 
-// newScope reads what the organization's reconcile needs from the cache.
+// newScope reads what the organization's reconcile needs from the cache. The scope it returns
+// on an error is marked unread, and updateStatus then reports the error alone.
 func (r *OrganizationReconciler) newScope(ctx context.Context, org *tenancyv1alpha1.Organization) (*organizationScope, error) {
-	tenant, err := tenancy.Resolver{Reader: r.Client}.Tenant(ctx, org)
-	if err != nil {
-		return nil, err
+	s := &organizationScope{org: org, now: r.Clock.Now()}
+	var err error
+	if s.tenant, err = (tenancy.Resolver{Reader: r.Client}).Tenant(ctx, org); err != nil {
+		return s, err
 	}
-	s := &organizationScope{org: org, tenant: tenant, now: r.Clock.Now()}
-	s.subscription, s.nextBoundary = subscription.Evaluate(org, tenant.Plan, s.now)
+	s.subscription, s.nextBoundary = subscription.Evaluate(org, s.tenant.Plan, s.now)
 	labelled, err := inventory.OrganizationNamespaces(ctx, r.Client, org.Name)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	if err := s.findHome(ctx, r.Client); err != nil {
-		return nil, err
+		return s, err
 	}
 	s.namespaces = s.withHome(labelled)
 	if s.homeProblem == nil && s.home != nil && org.DeletionTimestamp.IsZero() {
 		members := &tenancyv1alpha1.OrganizationMemberList{}
 		if err := r.List(ctx, members, client.InNamespace(s.home.Name)); err != nil {
-			return nil, fmt.Errorf("listing members: %w", err)
+			return s, fmt.Errorf("listing members: %w", err)
 		}
 		s.members = members.Items
 	}
+	s.read = true
 	return s, nil
 }
 

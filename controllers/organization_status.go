@@ -22,7 +22,11 @@ import (
 func (r *OrganizationReconciler) updateStatus(ctx context.Context, s *organizationScope, reconcileErr error) error {
 	org := s.org
 	w := conditions.Writer{Object: org, Conditions: &org.Status.Conditions, Generation: org.Generation, Recorder: r.Recorder}
-	if !org.DeletionTimestamp.IsZero() {
+	switch {
+	case !s.read:
+		conditions.Summarize(w.Conditions, org.Generation, reconcileErr)
+		return reconcileErr
+	case !org.DeletionTimestamp.IsZero():
 		setDeletionStatus(s, w)
 		return reconcileErr
 	}
