@@ -6,13 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"k8s.io/client-go/discovery"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/orgoperator/org-operator/internal/controlplane"
 )

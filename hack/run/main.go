@@ -13,7 +13,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/orgoperator/org-operator/internal/controlplane"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -27,6 +26,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/orgoperator/org-operator/internal/controlplane"
 )
 
 const (
