@@ -6,13 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"k8s.io/client-go/discovery"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/orgoperator/org-operator/internal/controlplane"
 )
@@ -22,141 +22,218 @@ const (
 	samplesTimeout     = 60 * time.Second
 )
 
+// localFiles are what a local run keeps in the data directory.
+type localFiles struct {
+	etcdDir           string
+	kubeconfig        string // the admin's, printed for the user
+	managerKubeconfig string // the operator's ServiceAccount, for the manager
+	controlPlaneLog   string
+}
+
+func localFilesIn(dataDir string) localFiles {
+	return localFiles{
+		etcdDir:           filepath.Join(dataDir, "etcd"),
+		kubeconfig:        filepath.Join(dataDir, "kubeconfig"),
+		managerKubeconfig: filepath.Join(dataDir, "manager-kubeconfig"),
+		controlPlaneLog:   filepath.Join(dataDir, "control-plane.log"),
+	}
+}
+
 // runLocal starts a local control plane, runs the manager against it and applies the samples.
 // It stops everything on SIGINT/SIGTERM (exit 0) or when the manager exits (its exit code).
 func runLocal(opts options, signals <-chan os.Signal) int {
-	etcdDir := filepath.Join(opts.dataDir, "etcd")
-	kubeconfig := filepath.Join(opts.dataDir, "kubeconfig")
-	logPath := filepath.Join(opts.dataDir, "control-plane.log")
-
-	if err := os.MkdirAll(etcdDir, 0o700); err != nil {
-		logf("%v", err)
-		return 1
-	}
-	// Two etcds on one data directory hang until envtest gives up, minutes later: refuse at once.
-	lock, err := lockDataDir(opts.dataDir)
-	if err != nil {
-		logf("%v", err)
+	files := localFilesIn(opts.dataDir)
+	lock, ok := claimDataDir(opts.dataDir, files.etcdDir)
+	if !ok {
 		return 1
 	}
 	defer lock.Close()
-	if opts.port != 0 {
-		if err := portFree(opts.port); err != nil {
-			logf("Port %d on 127.0.0.1 is in use (%v).", opts.port, err)
-			logf("Is another `make run` running? Stop what uses the port, or pass --port to hack/run (--port 0 picks a free one).")
-			return 1
-		}
+	if !apiServerPortFree(opts.port) {
+		return 1
 	}
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	logFile, err := os.OpenFile(files.controlPlaneLog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		logf("%v", err)
 		return 1
 	}
 	defer logFile.Close()
 
+	cp, took, ok := startControlPlane(opts.repo, opts.port, files, logFile)
+	if !ok {
+		return 1
+	}
+	return runOnControlPlane(cp, took, opts, files, signals)
+}
+
+// runOnControlPlane runs the manager on the started control plane, and stops the control plane
+// on every way out, while runLocal still holds the data directory's lock.
+func runOnControlPlane(cp *controlplane.ControlPlane, took time.Duration, opts options, files localFiles, signals <-chan os.Signal) int {
+	// A signal while the control plane was starting: stop it again.
+	select {
+	case sig := <-signals:
+		logf("Got %v while starting", sig)
+		stopControlPlane(cp)
+		return 0
+	default:
+	}
+	logf("Control plane is up at %s (%s)", cp.Config.Host, took.Round(100*time.Millisecond))
+
+	if !installLocalAccess(cp, opts.repo, files) {
+		stopControlPlane(cp)
+		return 1
+	}
+	version := serverVersion(cp)
+	env := withEnv(os.Environ(), "KUBECONFIG", files.managerKubeconfig)
+	mgr, err := startManager(opts.manager, localManagerArgs(cp.Env.WebhookInstallOptions, opts.args), env)
+	if err != nil {
+		logf("%v", err)
+		stopControlPlane(cp)
+		return 1
+	}
+	hints := func() { printHints(opts, files.kubeconfig, version, files.controlPlaneLog) }
+	return superviseLocal(cp, mgr, opts, signals, hints)
+}
+
+// claimDataDir creates the data directory and locks it, or logs why it cannot.
+// Two etcds on one data directory hang until envtest gives up, minutes later: refuse at once.
+func claimDataDir(dataDir, etcdDir string) (*os.File, bool) {
+	if err := os.MkdirAll(etcdDir, 0o700); err != nil {
+		logf("%v", err)
+		return nil, false
+	}
+	lock, err := lockDataDir(dataDir)
+	if err != nil {
+		logf("%v", err)
+		return nil, false
+	}
+	return lock, true
+}
+
+// apiServerPortFree checks the API server's fixed port (0 picks one) before anything starts:
+// a port in use mostly means another `make run`, and saying so beats a failed start.
+func apiServerPortFree(port int) bool {
+	if port == 0 {
+		return true
+	}
+	if err := portFree(port); err != nil {
+		logf("Port %d on 127.0.0.1 is in use (%v).", port, err)
+		logf("Is another `make run` running? Stop what uses the port, or pass --port to hack/run (--port 0 picks a free one).")
+		return false
+	}
+	return true
+}
+
+// startControlPlane starts etcd, kube-apiserver and kube-controller-manager with the CRDs and
+// webhook configurations installed, their output in logFile; it reports how long that took.
+func startControlPlane(repo string, port int, files localFiles, logFile *os.File) (*controlplane.ControlPlane, time.Duration, bool) {
 	// envtest would otherwise skip the control plane and use the kubeconfig's cluster.
 	_ = os.Unsetenv("USE_EXISTING_CLUSTER")
-	logf("Starting etcd, kube-apiserver and kube-controller-manager (data in %s, logs in %s)", etcdDir, logPath)
+	logf("Starting etcd, kube-apiserver and kube-controller-manager (data in %s, logs in %s)", files.etcdDir, files.controlPlaneLog)
 	start := time.Now()
 	cp, err := controlplane.Start(controlplane.Options{
-		DataDir:           etcdDir,
-		APIServerPort:     opts.port,
-		CRDDirectoryPaths: []string{filepath.Join(opts.repo, "config", "crd", "bases")},
+		DataDir:           files.etcdDir,
+		APIServerPort:     port,
+		CRDDirectoryPaths: []string{filepath.Join(repo, "config", "crd", "bases")},
 		// envtest serves the webhook configurations at a local port with a CA of its own, and
 		// points them at the manager started below.
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			Paths: []string{filepath.Join(opts.repo, "config", "webhook", "manifests.yaml")},
+			Paths: []string{filepath.Join(repo, "config", "webhook", "manifests.yaml")},
 		},
 		ControllerManager: true,
 		Output:            logFile,
 	})
 	if err != nil {
 		logf("Starting the control plane: %v", err)
-		logf("See %s for the components' logs.", logPath)
-		return 1
+		logf("See %s for the components' logs.", files.controlPlaneLog)
+		return nil, 0, false
 	}
-	stopControlPlane := func() {
-		logf("Stopping the control plane")
-		if err := cp.Stop(); err != nil {
-			logf("Stopping the control plane: %v", err)
-		}
-	}
-	// A signal while the control plane was starting: stop it again.
-	select {
-	case sig := <-signals:
-		logf("Got %v while starting", sig)
-		stopControlPlane()
-		return 0
-	default:
-	}
-	logf("Control plane is up at %s (%s)", cp.Config.Host, time.Since(start).Round(100*time.Millisecond))
+	return cp, time.Since(start), true
+}
 
-	if err := writeKubeconfig(cp, kubeconfig); err != nil {
-		logf("Writing %s: %v", kubeconfig, err)
-		stopControlPlane()
-		return 1
+func stopControlPlane(cp *controlplane.ControlPlane) {
+	logf("Stopping the control plane")
+	if err := cp.Stop(); err != nil {
+		logf("Stopping the control plane: %v", err)
+	}
+}
+
+// installLocalAccess writes the admin kubeconfig for the user and the operator's RBAC and
+// kubeconfig for the manager, or logs why it cannot.
+func installLocalAccess(cp *controlplane.ControlPlane, repo string, files localFiles) bool {
+	if err := writeKubeconfig(cp, files.kubeconfig); err != nil {
+		logf("Writing %s: %v", files.kubeconfig, err)
+		return false
 	}
 	// The operator runs as its ServiceAccount, with exactly the RBAC and admission policies that
 	// config/default installs: what a user tries here is what a cluster does.
-	managerKubeconfig := filepath.Join(opts.dataDir, "manager-kubeconfig")
-	if err := installOperatorAccess(cp, opts.repo, managerKubeconfig); err != nil {
+	if err := installOperatorAccess(cp, repo, files.managerKubeconfig); err != nil {
 		logf("Installing the operator's RBAC: %v", err)
-		stopControlPlane()
-		return 1
+		return false
 	}
-	version := "unknown version"
+	return true
+}
+
+// serverVersion is the API server's version for the hints; a failure only costs the hint.
+func serverVersion(cp *controlplane.ControlPlane) string {
 	if dc, err := discovery.NewDiscoveryClientForConfig(cp.Config); err == nil {
 		if v, err := dc.ServerVersion(); err == nil {
-			version = v.GitVersion
+			return v.GitVersion
 		}
 	}
+	return "unknown version"
+}
 
-	// The manager's health probes default to :8081; a random port avoids clashes on a workstation.
-	// Flags given after `--` come later and win.
-	hooks := cp.Env.WebhookInstallOptions
-	args := append([]string{
+// localManagerArgs points the manager's webhook server at what envtest registered. The health
+// probes default to :8081; a random port avoids clashes on a workstation. Flags given after
+// `--` come later and win.
+func localManagerArgs(hooks envtest.WebhookInstallOptions, extra []string) []string {
+	return append([]string{
 		"--health-probe-bind-address=:0",
 		"--webhook-certs=external",
 		"--webhook-host=" + hooks.LocalServingHost,
 		fmt.Sprintf("--webhook-port=%d", hooks.LocalServingPort),
 		"--webhook-cert-dir=" + hooks.LocalServingCertDir,
-	}, opts.args...)
-	mgr, err := startManager(opts.manager, args, withEnv(os.Environ(), "KUBECONFIG", managerKubeconfig))
-	if err != nil {
-		logf("%v", err)
-		stopControlPlane()
-		return 1
-	}
+	}, extra...)
+}
 
-	// Apply the samples while the manager starts; members wait for their organization's namespace.
+// superviseLocal applies the samples, calls hints once they are in, and then waits: a signal
+// stops the manager and the control plane (exit 0), the manager exiting stops the control plane
+// (its exit code).
+func superviseLocal(cp *controlplane.ControlPlane, mgr *child, opts options, signals <-chan os.Signal, hints func()) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan struct{})
-	go func() {
-		defer close(ready)
-		applySamples(ctx, cp, opts.samplesDir)
-	}()
-
+	applied := applySamplesInBackground(ctx, cp, opts.samplesDir)
 	for {
 		select {
-		case <-ready:
-			printHints(opts, kubeconfig, version, logPath)
-			ready = nil
+		case <-applied:
+			hints()
+			applied = nil
 		case sig := <-signals:
 			logf("Got %v, stopping", sig)
 			cancel()
 			mgr.stop(managerStopTimeout)
-			stopControlPlane()
+			stopControlPlane(cp)
 			logf("Stopped; state is kept in %s", opts.dataDir)
 			return 0
 		case <-mgr.done:
 			code := exitCode(mgr.err)
 			logf("Manager exited with code %d", code)
 			cancel()
-			stopControlPlane()
+			stopControlPlane(cp)
 			return code
 		}
 	}
+}
+
+// applySamplesInBackground applies the samples while the manager starts (members wait for their
+// organization's namespace); the channel is closed when it is done.
+func applySamplesInBackground(ctx context.Context, cp *controlplane.ControlPlane, dir string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		applySamples(ctx, cp, dir)
+	}()
+	return done
 }
 
 func applySamples(ctx context.Context, cp *controlplane.ControlPlane, dir string) {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/orgoperator/org-operator/internal/controlplane"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -27,6 +26,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/orgoperator/org-operator/internal/controlplane"
 )
 
 const (
@@ -57,19 +58,7 @@ func run() int {
 		return 1
 	}
 	opts := options{repo: repo}
-	// A flag set of our own: imported packages register flags (e.g. --kubeconfig) on the global one.
-	flags := flag.NewFlagSet("run", flag.ExitOnError)
-	flags.StringVar(&opts.manager, "manager", "", "Path of the manager binary to run (required).")
-	flags.StringVar(&opts.kubectl, "kubectl", "", "Path of kubectl, only used in the hints printed in local mode when kubectl is not on PATH.")
-	flags.IntVar(&opts.port, "port", 6443, "Local mode: port of the API server on 127.0.0.1. If it is in use, run stops with an error "+
-		"(another make run may be running); 0 picks a free port.")
-	flags.StringVar(&opts.dataDir, "data-dir", filepath.Join(repo, ".local"), "Local mode: directory for etcd's data, the admin kubeconfig and the control plane's log.")
-	flags.StringVar(&opts.samplesDir, "samples", filepath.Join(repo, "config", "samples"), "Local mode: directory of manifests to apply once the manager runs; empty skips them.")
-	flags.BoolVar(&opts.local, "local", false, "Start a local control plane even when the kubeconfig points at a reachable cluster.")
-	flags.Usage = func() {
-		fmt.Fprintf(flags.Output(), "Usage: go run ./hack/run --manager PATH [flags] [-- manager flags]\n\nFlags:\n")
-		flags.PrintDefaults()
-	}
+	flags := newFlagSet(&opts)
 	_ = flags.Parse(os.Args[1:]) // ExitOnError
 	opts.args = flags.Args()
 	if opts.manager == "" {
@@ -109,6 +98,24 @@ func run() int {
 		}
 	}
 	return runLocal(opts, signals)
+}
+
+// newFlagSet defines the command line's flags on opts, with defaults under opts.repo. It is a flag
+// set of our own: imported packages register flags (e.g. --kubeconfig) on the global one.
+func newFlagSet(opts *options) *flag.FlagSet {
+	flags := flag.NewFlagSet("run", flag.ExitOnError)
+	flags.StringVar(&opts.manager, "manager", "", "Path of the manager binary to run (required).")
+	flags.StringVar(&opts.kubectl, "kubectl", "", "Path of kubectl, only used in the hints printed in local mode when kubectl is not on PATH.")
+	flags.IntVar(&opts.port, "port", 6443, "Local mode: port of the API server on 127.0.0.1. If it is in use, run stops with an error "+
+		"(another make run may be running); 0 picks a free port.")
+	flags.StringVar(&opts.dataDir, "data-dir", filepath.Join(opts.repo, ".local"), "Local mode: directory for etcd's data, the admin kubeconfig and the control plane's log.")
+	flags.StringVar(&opts.samplesDir, "samples", filepath.Join(opts.repo, "config", "samples"), "Local mode: directory of manifests to apply once the manager runs; empty skips them.")
+	flags.BoolVar(&opts.local, "local", false, "Start a local control plane even when the kubeconfig points at a reachable cluster.")
+	flags.Usage = func() {
+		fmt.Fprintf(flags.Output(), "Usage: go run ./hack/run --manager PATH [flags] [-- manager flags]\n\nFlags:\n")
+		flags.PrintDefaults()
+	}
+	return flags
 }
 
 // reachableCluster loads the kubeconfig like kubectl does (KUBECONFIG, ~/.kube/config, in-cluster)
