@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,6 +47,19 @@ var _ = Describe("An organization whose plan is deleted", Ordered, func() {
 			g.Expect(o.Status.Subscription).NotTo(BeNil())
 			g.Expect(o.Status.Subscription.State).To(Equal(tenancyv1alpha1.SubscriptionPlanNotFound))
 		}).WithTimeout(30 * time.Second).Should(Succeed())
+	})
+
+	// The organization stays PlanNotFound, which is not Ready: remove it with its home namespace, so
+	// that the specs that wait for every organization to be Ready, or snapshot every namespace, can
+	// run after this one.
+	AfterAll(func(ctx context.Context) {
+		Expect(admin.Delete(ctx, organization(orgName, tenancyv1alpha1.DeletionPolicyCascade))).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(admin.Get(ctx, client.ObjectKey{Name: orgName}, &tenancyv1alpha1.Organization{}))
+		}).WithTimeout(60 * time.Second).Should(BeTrue())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(admin.Get(ctx, client.ObjectKey{Name: orgName}, &corev1.Namespace{}))
+		}).WithTimeout(90*time.Second).Should(BeTrue(), "the home namespace and its member go with the organization")
 	})
 
 	It("still refuses a member beyond the plan's maxMembers", func(ctx context.Context) {
