@@ -57,11 +57,27 @@ type cluster struct {
 }
 
 func startCluster(ctx context.Context, cfg *config, workDir string) (*cluster, error) {
-	policy, err := writeFile(workDir, "audit-policy.yaml", auditPolicy(operatorUser, benchUser))
+	cp, err := startControlPlane(cfg, workDir, cfg.webhooks)
 	if err != nil {
 		return nil, err
 	}
-	cpLog, err := os.Create(filepath.Join(workDir, "control-plane.log"))
+	c := &cluster{cp: cp, scheme: benchScheme(), counters: map[string]*requestCounter{}, clients: map[string]client.Client{}}
+	if err := c.setup(ctx, cfg, workDir); err != nil {
+		_ = cp.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// startControlPlane starts etcd, kube-apiserver (its audit log and its components' logs in dir)
+// and kube-controller-manager, with the project's CRDs and, if webhooks, its webhook
+// configurations.
+func startControlPlane(cfg *config, dir string, webhooks bool) (*controlplane.ControlPlane, error) {
+	policy, err := writeFile(dir, "audit-policy.yaml", auditPolicy(operatorUser, benchUser))
+	if err != nil {
+		return nil, err
+	}
+	cpLog, err := os.Create(filepath.Join(dir, "control-plane.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +86,7 @@ func startCluster(ctx context.Context, cfg *config, workDir string) (*cluster, e
 		CRDDirectoryPaths: []string{filepath.Join(cfg.repo, "config", "crd", "bases")},
 		ControllerManager: true,
 		APIServerArgs: map[string][]string{
-			"audit-log-path":             {filepath.Join(workDir, "audit.log")},
+			"audit-log-path":             {filepath.Join(dir, "audit.log")},
 			"audit-policy-file":          {policy},
 			"audit-log-maxsize":          {"100000"}, // MB: never rotate within a run
 			"audit-log-maxbackup":        {"1"},
@@ -81,7 +97,7 @@ func startCluster(ctx context.Context, cfg *config, workDir string) (*cluster, e
 		},
 		Output: cpLog,
 	}
-	if cfg.webhooks {
+	if webhooks {
 		opts.WebhookInstallOptions = envtest.WebhookInstallOptions{
 			Paths: []string{filepath.Join(cfg.repo, "config", "webhook", "manifests.yaml")},
 		}
@@ -90,12 +106,7 @@ func startCluster(ctx context.Context, cfg *config, workDir string) (*cluster, e
 	if err != nil {
 		return nil, fmt.Errorf("%w (control plane log: %s)", err, cpLog.Name())
 	}
-	c := &cluster{cp: cp, scheme: benchScheme(), counters: map[string]*requestCounter{}, clients: map[string]client.Client{}}
-	if err := c.setup(ctx, cfg, workDir); err != nil {
-		_ = cp.Stop()
-		return nil, err
-	}
-	return c, nil
+	return cp, nil
 }
 
 func (c *cluster) setup(ctx context.Context, cfg *config, workDir string) error {
