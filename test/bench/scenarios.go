@@ -102,23 +102,47 @@ func newMember(org string, m *memberModel) *tenancyv1alpha1.OrganizationMember {
 	}
 }
 
+// newOrgModel is the i-th organization of the converge scenario as the harness creates it.
+func newOrgModel(cfg *config, i int) *orgModel {
+	name := orgName(i)
+	o := &orgModel{name: name, namespaces: []string{name}, members: map[string]*memberModel{}, pods: map[string]podModel{}}
+	for j := 1; j <= cfg.extraNamespaces; j++ {
+		o.namespaces = append(o.namespaces, fmt.Sprintf("%s-x%d", name, j))
+	}
+	sort.Strings(o.namespaces)
+	for j := range cfg.members {
+		m := &memberModel{name: fmt.Sprintf("m%d", j), admin: j < cfg.admins, role: tenancyv1alpha1.KubernetesRoleView}
+		o.members[m.name] = m
+	}
+	return o
+}
+
+// convergeMinimum is the fewest operator writes, per organization, that make the converge
+// scenario's objects: per organization its finalizer, home namespace, reader ClusterRole and
+// ClusterRoleBinding and one status write; per member its finalizer, one RoleBinding per
+// namespace (plus the admin binding) and one status write.
+func convergeMinimum(cfg *config) map[string]float64 {
+	members, admins, nsPerOrg := float64(cfg.members), float64(cfg.admins), float64(1+cfg.extraNamespaces)
+	return map[string]float64{
+		"patch organizations":              1,
+		"create namespaces":                1,
+		"create clusterroles":              1,
+		"create clusterrolebindings":       1,
+		"patch organizations/status":       1,
+		"patch organizationmembers":        members,
+		"create rolebindings":              members*nsPerOrg + admins,
+		"patch organizationmembers/status": members,
+	}
+}
+
 // converge creates the organizations, their namespaces and members as fast as the API server
 // takes them, and waits until every organization and member is Ready for its generation.
 func (b *bench) converge(ctx context.Context) error {
 	cfg := b.cfg
 	cl := b.c.clients[agentCreate]
 	for i := range cfg.orgs {
-		name := orgName(i)
-		o := &orgModel{name: name, namespaces: []string{name}, members: map[string]*memberModel{}, pods: map[string]podModel{}}
-		for j := 1; j <= cfg.extraNamespaces; j++ {
-			o.namespaces = append(o.namespaces, fmt.Sprintf("%s-x%d", name, j))
-		}
-		sort.Strings(o.namespaces)
-		for j := range cfg.members {
-			m := &memberModel{name: fmt.Sprintf("m%d", j), admin: j < cfg.admins, role: tenancyv1alpha1.KubernetesRoleView}
-			o.members[m.name] = m
-		}
-		b.world.orgs[name] = o
+		o := newOrgModel(cfg, i)
+		b.world.orgs[o.name] = o
 	}
 	nsPerOrg := 1 + cfg.extraNamespaces
 	pr := b.begin("converge", fmt.Sprintf("Create %d organizations × %d members × %d namespaces; wait until all are Ready",
@@ -228,20 +252,7 @@ func (b *bench) converge(ctx context.Context) error {
 		"peakWritesPerSecondBy": peakPerSecond(p.records),
 	}
 
-	// The fewest writes that make these objects: per organization its finalizer, home
-	// namespace, reader ClusterRole and ClusterRoleBinding and one status write; per member its
-	// finalizer, one RoleBinding per namespace (plus the admin binding) and one status write.
-	members, admins := float64(cfg.members), float64(cfg.admins)
-	p.setMinimum(map[string]float64{
-		"patch organizations":              1,
-		"create namespaces":                1,
-		"create clusterroles":              1,
-		"create clusterrolebindings":       1,
-		"patch organizations/status":       1,
-		"patch organizationmembers":        members,
-		"create rolebindings":              members*float64(nsPerOrg) + admins,
-		"patch organizationmembers/status": members,
-	})
+	p.setMinimum(convergeMinimum(cfg))
 	var orgNames, memberNames []string
 	for _, o := range b.world.live() {
 		orgNames = append(orgNames, o.name)
