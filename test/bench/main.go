@@ -49,6 +49,7 @@ type config struct {
 	quotaKinds                              map[string]bool
 	quotaSequential, quotaProbe             int
 
+	floor        bool
 	scenarios    map[string]bool
 	poll         time.Duration
 	phaseTimeout time.Duration
@@ -131,6 +132,7 @@ func parseFlags() (*config, error) {
 	quotaKinds := fs.String("quota-kinds", "baseline,pods,pvcs,deployments,resize,latency,probe", "Quota scenario: which measurements to make (baseline: the same pod creations without the webhook, for comparison; pods, pvcs, deployments: a burst of -quota-burst creations against a limit of -quota-limit; resize: -quota-burst in-place resizes of which exactly -quota-limit fit; latency: -quota-sequential pod creations one at a time; probe: the refused-while-room-existed probe).")
 	fs.IntVar(&cfg.quotaSequential, "quota-sequential", 100, "Quota scenario: pods created one at a time to measure the charging webhook's latency at concurrency 1.")
 	fs.IntVar(&cfg.quotaProbe, "quota-probe", 30, "Quota scenario: delete-then-create rounds of the refused-while-room-existed probe in a full organization.")
+	fs.BoolVar(&cfg.floor, "floor", true, "Before the manager starts, measure the floor on a control plane of its own: the converge scenario's creates and the operator's fewest writes, by 24 writers with no operator; converge is reported as a ratio to it.")
 	scenarios := fs.String("scenarios", "converge,idle,churn,usage,quota", "Scenarios to run, in this order; idle, churn and usage need converge.")
 	fs.DurationVar(&cfg.poll, "poll", 0, "Interval of the convergence poll (a List of organizations and of members); default 250ms, plus 1ms per organization.")
 	fs.DurationVar(&cfg.phaseTimeout, "phase-timeout", 0, "Longest wait for one scenario to converge; default 2m plus 0.6s per organization.")
@@ -201,6 +203,15 @@ func parseFlags() (*config, error) {
 
 func runBench(ctx context.Context, cfg *config, workDir string) (*Result, error) {
 	res := newResult(cfg)
+	begun := time.Now()
+	// The floor first, on a control plane of its own that is stopped before the run's starts.
+	var floorErr error
+	if cfg.floor {
+		if res.Floor, floorErr = measureFloor(ctx, cfg, workDir); floorErr != nil {
+			floorErr = fmt.Errorf("floor: %w", floorErr)
+			logf("%v", floorErr)
+		}
+	}
 	logf("Starting the control plane (work directory %s)", workDir)
 	started := time.Now()
 	c, err := startCluster(ctx, cfg, workDir)
@@ -247,7 +258,7 @@ func runBench(ctx context.Context, cfg *config, workDir string) (*Result, error)
 	res.Machine.LoadAvgStart = loadAvg()
 	cpuStart := descendantCPU()
 
-	err = b.runScenarios(ctx)
+	err = errors.Join(floorErr, b.runScenarios(ctx))
 	if err != nil {
 		res.Errors = strings.Split(err.Error(), "\n")
 	}
@@ -262,7 +273,7 @@ func runBench(ctx context.Context, cfg *config, workDir string) (*Result, error)
 	res.Operator.PeakHeapInuseMiB = round1(heap / (1 << 20))
 	res.Operator.CPUSeconds = round1(res.Operator.CPUSeconds)
 	b.crossCheck()
-	res.Seconds = round1(time.Since(started).Seconds())
+	res.Seconds = round1(time.Since(begun).Seconds())
 	return res, err
 }
 

@@ -23,9 +23,12 @@ type Result struct {
 	ManagerBuild string   `json:"managerBuild"`
 	Machine      Machine  `json:"machine"`
 	Config       Settings `json:"config"`
-	// Seconds is the whole run, control plane start included.
-	Seconds float64  `json:"seconds"`
-	Phases  []*Phase `json:"phases"`
+	// Seconds is the whole run, the floor and the control plane's start included.
+	Seconds float64 `json:"seconds"`
+	// Floor is the converge scenario's fewest writes with no operator, measured before the
+	// manager starts on a control plane of its own; nil with -floor=false or if it failed.
+	Floor  *Floor   `json:"floor,omitempty"`
+	Phases []*Phase `json:"phases"`
 	// Skipped lists scenarios that could not run, and why.
 	Skipped  []Skipped       `json:"skipped,omitempty"`
 	Operator OperatorSummary `json:"operator"`
