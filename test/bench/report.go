@@ -18,8 +18,18 @@ func markdown(r *Result) string {
 	}
 	w(". %d CPUs (%s), %.0f GiB; load average %s at the start, %s at the end.\n", r.Machine.CPUs, r.Machine.CPUModel,
 		r.Machine.MemoryGiB, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
-	w("%d members (%d admin) and %d namespaces per organization; manager --concurrency=%d --kube-api-qps=%g --kube-api-burst=%d, webhooks %v.\n\n",
+	w("%d members (%d admin) and %d namespaces per organization; manager --concurrency=%d --kube-api-qps=%g --kube-api-burst=%d, webhooks %v.\n",
 		c.MembersPerOrg, c.AdminsPerOrg, c.NamespacesPerOrg, c.Concurrency, c.QPS, c.Burst, c.Webhooks)
+	if f := r.Floor; f != nil {
+		w("Floor (the converge scenario's creates and the operator's fewest writes, %d writers, no operator, a control plane of its own): %s writes in %.2f s, %s writes/s.\n",
+			f.Writers, thousands(f.Writes), f.Seconds, thousands(int(f.WritesPerSecond+0.5)))
+		for _, p := range r.Phases {
+			if p.FloorRatio > 0 {
+				w("%s %.2f s = %.2f× floor (%.2f s, %s writes).\n", p.Name, p.Seconds, p.FloorRatio, f.Seconds, thousands(f.Writes))
+			}
+		}
+	}
+	w("\n")
 
 	w("| Phase | What | Time (s) | Operator writes | Writes per unit (minimum) | Reads | Events | Operator CPU (s) | Peak RSS / heap (MiB) |\n")
 	w("|---|---|---:|---:|---|---:|---:|---:|---|\n")
@@ -136,6 +146,19 @@ func isWriteKey(k string) bool {
 		info.Resource = ""
 	}
 	return info.class() == classWrite
+}
+
+// thousands writes n with commas between groups of three digits.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	start := 0
+	if n < 0 {
+		start = 1
+	}
+	for i := len(s) - 3; i > start; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func yesNo(b bool) string {

@@ -106,9 +106,11 @@ type Phase struct {
 	UnitName string `json:"unitName"`
 	// Seconds is the time to converge (from the first change to the poll that saw every object
 	// converged), or the length of the window for idle phases.
-	Seconds   float64  `json:"seconds"`
-	Converged bool     `json:"converged"`
-	Pending   []string `json:"pending,omitempty"`
+	Seconds float64 `json:"seconds"`
+	// FloorRatio is Seconds over the floor's seconds (converge only).
+	FloorRatio float64  `json:"floorRatio,omitempty"`
+	Converged  bool     `json:"converged"`
+	Pending    []string `json:"pending,omitempty"`
 	// SettledSeconds is from the start of the phase to the operator's last request in it; the
 	// phase's requests are counted until the operator has been quiet for a few seconds.
 	SettledSeconds float64 `json:"settledSeconds"`

@@ -269,6 +269,11 @@ func (b *bench) converge(ctx context.Context) error {
 	}
 	b.verifyNow(ctx, "converge")
 	b.res.Bars = append(b.res.Bars, convergeBar(cfg.orgs, p))
+	if f := b.res.Floor; f != nil && f.Seconds > 0 {
+		p.FloorRatio = round2(p.Seconds / f.Seconds)
+		b.res.Bars = append(b.res.Bars, Bar{What: "converge-floor", Target: fmt.Sprintf("converge ≤ %.1f× floor (%.2f s)", floorTarget, f.Seconds),
+			Value: p.FloorRatio, Unit: "× floor", Met: p.Converged && p.FloorRatio <= floorTarget})
+	}
 	if !conv.Converged {
 		return fmt.Errorf("not converged after %v; pending: %s", cfg.phaseTimeout, strings.Join(conv.Pending, ", "))
 	}
