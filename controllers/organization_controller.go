@@ -115,11 +115,7 @@ func (r *OrganizationReconciler) reconcileDelete(ctx context.Context, s *organiz
 	case tenancyv1alpha1.DeletionPolicyCascade:
 		toDelete = namespaces
 	default:
-		names := make([]string, 0, len(namespaces))
-		for i := range namespaces {
-			names = append(names, namespaces[i].Name)
-		}
-		blocking, err := inventory.Blocking(ctx, r.Client, r.Pods, names)
+		blocking, err := inventory.Blocking(ctx, r.Client, r.Pods, namesOf(namespaces, nil))
 		if err != nil {
 			return err
 		}

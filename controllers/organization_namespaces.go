@@ -3,8 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,8 +44,7 @@ func (r *OrganizationReconciler) createHomeNamespace(ctx context.Context, s *org
 	r.Recorder.Eventf(s.org, home, corev1.EventTypeNormal, tenancyv1alpha1.NamespaceCreatedReason, "Create",
 		"Created home namespace %s", home.Name)
 	s.home = home
-	s.namespaces = append(s.namespaces, *home)
-	slices.SortFunc(s.namespaces, func(a, b corev1.Namespace) int { return strings.Compare(a.Name, b.Name) })
+	s.namespaces = withNamespace(s.namespaces, *home)
 	return nil
 }
 

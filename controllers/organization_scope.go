@@ -111,35 +111,39 @@ func (s *organizationScope) findHome(ctx context.Context, c client.Reader) error
 // withHome adds the home namespace, once it is the organization's, to the labelled ones; a
 // namespace appears once however it belongs.
 func (s *organizationScope) withHome(labelled []corev1.Namespace) []corev1.Namespace {
-	out := slices.DeleteFunc(labelled, func(ns corev1.Namespace) bool {
-		return ns.Name == s.org.Name && (s.homeProblem != nil || s.home == nil)
-	})
-	if s.homeProblem == nil && s.home != nil && !slices.ContainsFunc(out, func(ns corev1.Namespace) bool { return ns.Name == s.home.Name }) {
-		out = append(out, *s.home)
-		slices.SortFunc(out, func(a, b corev1.Namespace) int { return strings.Compare(a.Name, b.Name) })
+	// The home namespace carries the organization label too: it is added once, below, if it is ours.
+	out := slices.DeleteFunc(labelled, func(ns corev1.Namespace) bool { return ns.Name == s.org.Name })
+	if s.homeProblem == nil && s.home != nil {
+		out = withNamespace(out, *s.home)
 	}
 	return out
 }
 
-// namespaceNames are the names of the organization's namespaces, sorted.
-func (s *organizationScope) namespaceNames() []string {
-	names := make([]string, 0, len(s.namespaces))
-	for i := range s.namespaces {
-		names = append(names, s.namespaces[i].Name)
-	}
-	return names
+// withNamespace adds ns to namespaces, keeping them sorted by name.
+func withNamespace(namespaces []corev1.Namespace, ns corev1.Namespace) []corev1.Namespace {
+	namespaces = append(namespaces, ns)
+	slices.SortFunc(namespaces, func(a, b corev1.Namespace) int { return strings.Compare(a.Name, b.Name) })
+	return namespaces
 }
 
+// namespaceNames are the names of the organization's namespaces, sorted.
+func (s *organizationScope) namespaceNames() []string { return namesOf(s.namespaces, nil) }
+
 // activeNamespaces are the namespaces not being deleted: nothing can be created in the others.
-func (s *organizationScope) activeNamespaces() []string {
-	names := make([]string, 0, len(s.namespaces))
-	for i := range s.namespaces {
-		if s.namespaces[i].DeletionTimestamp.IsZero() {
-			names = append(names, s.namespaces[i].Name)
+func (s *organizationScope) activeNamespaces() []string { return namesOf(s.namespaces, notTerminating) }
+
+// namesOf returns the names of the namespaces keep accepts, in their order; all when keep is nil.
+func namesOf(namespaces []corev1.Namespace, keep func(*corev1.Namespace) bool) []string {
+	names := make([]string, 0, len(namespaces))
+	for i := range namespaces {
+		if keep == nil || keep(&namespaces[i]) {
+			names = append(names, namespaces[i].Name)
 		}
 	}
 	return names
 }
+
+func notTerminating(ns *corev1.Namespace) bool { return ns.DeletionTimestamp.IsZero() }
 
 // requeueAfter is how long until the reconcile must run again by itself: the subscription's next
 // boundary or the quota ledger's next check, whichever comes first.

@@ -141,12 +141,7 @@ func (r *OrganizationMemberReconciler) resolveOrganization(ctx context.Context, 
 	if err != nil {
 		return "", err
 	}
-	s.org = org
-	for i := range namespaces {
-		if namespaces[i].DeletionTimestamp.IsZero() {
-			s.namespaces = append(s.namespaces, namespaces[i].Name)
-		}
-	}
+	s.org, s.namespaces = org, namesOf(namespaces, notTerminating)
 	return "", nil
 }
 

@@ -157,11 +157,10 @@ func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organi
 		}
 	}
 	if old == nil || (m.Spec.Admin && !wasAdmin) {
-		tenant, err := tenancy.Resolver{Reader: v.Reader}.Tenant(ctx, org)
+		q, err := v.quotas(ctx, org)
 		if err != nil {
-			return apierrors.NewInternalError(err)
+			return err
 		}
-		q := tenant.Quotas
 		var msg string
 		if old == nil {
 			msg = atLimit("maxMembers", org.Name, q.MaxMembers, others.Members)

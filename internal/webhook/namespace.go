@@ -18,7 +18,6 @@ import (
 	"github.com/orgoperator/org-operator/internal/arbiter"
 	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/membership"
-	"github.com/orgoperator/org-operator/internal/tenancy"
 )
 
 var namespaceKind = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
@@ -185,11 +184,10 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 		if org == nil {
 			return false, nil // the organization label names nothing yet; the controller reports it
 		}
-		tenant, err := tenancy.Resolver{Reader: v.Reader}.Tenant(ctx, org)
+		q, err := v.quotas(ctx, org)
 		if err != nil {
-			return false, apierrors.NewInternalError(err)
+			return false, err
 		}
-		q := tenant.Quotas
 		stored := &corev1.NamespaceList{}
 		if err := v.Live.List(ctx, stored, client.MatchingLabels{tenancyv1alpha1.OrganizationLabel: orgName}); err != nil {
 			return false, apierrors.NewInternalError(err)
