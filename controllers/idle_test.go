@@ -14,6 +14,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/controllers"
+	"github.com/orgoperator/org-operator/internal/membership"
 )
 
 // writeCounter wraps a client and counts every write it makes, status writes included.
@@ -81,7 +82,7 @@ var _ = Describe("An idle reconcile", func() {
 		Eventually(func(g Gomega) {
 			versions := func() []string {
 				crb := &rbacv1.ClusterRoleBinding{}
-				g.Expect(k8s.Get(ctx, client.ObjectKey{Name: controllers.ReaderRoleName(org)}, crb)).To(Succeed())
+				g.Expect(k8s.Get(ctx, client.ObjectKey{Name: membership.ReaderRoleName(org)}, crb)).To(Succeed())
 				g.Expect(crb.Subjects).To(HaveLen(1))
 				return []string{getOrg(g, org).ResourceVersion, getMember(g, org, "ivy").ResourceVersion, crb.ResourceVersion}
 			}

@@ -18,10 +18,6 @@ import (
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings,verbs=get;list;watch;create;patch;delete
 
-// ReaderRoleName names the ClusterRole, and its binding, that let an organization's members read
-// that organization and no other.
-func ReaderRoleName(org string) string { return "org-operator:organization:" + org }
-
 // reconcileReaderAccess keeps the organization's reader ClusterRole and a ClusterRoleBinding of
 // it to every member (none while there are no members). Both are owned by the organization, so
 // they go with it.
@@ -29,7 +25,7 @@ func (r *OrganizationReconciler) reconcileReaderAccess(ctx context.Context, s *o
 	org, members := s.org, s.members
 	labels := managedLabels(org.Name)
 	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: ReaderRoleName(org.Name), Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: membership.ReaderRoleName(org.Name), Labels: labels},
 		Rules: []rbacv1.PolicyRule{{
 			APIGroups:     []string{tenancyv1alpha1.GroupVersion.Group},
 			Resources:     []string{"organizations"},
@@ -52,7 +48,7 @@ func (r *OrganizationReconciler) reconcileReaderAccess(ctx context.Context, s *o
 	slices.SortFunc(subjects, func(a, b rbacv1.Subject) int { return cmp.Compare(a.Name, b.Name) })
 	subjects = slices.CompactFunc(subjects, func(a, b rbacv1.Subject) bool { return a.Name == b.Name })
 	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: ReaderRoleName(org.Name), Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: membership.ReaderRoleName(org.Name), Labels: labels},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
 		Subjects:   subjects,
 	}

@@ -54,6 +54,10 @@ func Subject(m *tenancyv1alpha1.OrganizationMember) rbacv1.Subject {
 	return rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}
 }
 
+// ReaderRoleName names the ClusterRole, and its binding, that let an organization's members read
+// that organization and no other.
+func ReaderRoleName(org string) string { return "org-operator:organization:" + org }
+
 // RoleBindingName is the name of a member's RoleBinding for its kubernetesRole.
 func RoleBindingName(member string) string { return "org-member-" + member }
 

@@ -17,10 +17,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/membership"
+	"github.com/orgoperator/org-operator/internal/patch"
 )
 
 const (
@@ -30,10 +30,6 @@ const (
 	floorTarget = 1.3
 	agentFloor  = "org-operator-bench/floor"
 )
-
-// readerRoleName is controllers.ReaderRoleName, written out so that the harness does not link
-// the operator's controllers.
-func readerRoleName(org string) string { return "org-operator:organization:" + org }
 
 // Floor is the converge scenario's writes made as fast as this machine's control plane takes
 // them, with no operator: the harness's creates plus the operator's fewest writes
@@ -145,7 +141,7 @@ func floorOrganization(ctx context.Context, cl client.Client, o *orgModel) error
 	if err := cl.Create(ctx, org); err != nil { // harness
 		return fmt.Errorf("creating organization %s: %w", o.name, err)
 	}
-	if err := addFinalizer(ctx, cl, org, tenancyv1alpha1.OrganizationFinalizer); err != nil {
+	if err := patch.AddFinalizer(ctx, cl, org, tenancyv1alpha1.OrganizationFinalizer); err != nil {
 		return err
 	}
 	labels := map[string]string{tenancyv1alpha1.OrganizationLabel: o.name, tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue}
@@ -171,7 +167,7 @@ func floorOrganization(ctx context.Context, cl client.Client, o *orgModel) error
 		if err := cl.Create(ctx, member); err != nil { // harness
 			return fmt.Errorf("creating member %s/%s: %w", o.name, name, err)
 		}
-		if err := addFinalizer(ctx, cl, member, tenancyv1alpha1.MemberFinalizer); err != nil {
+		if err := patch.AddFinalizer(ctx, cl, member, tenancyv1alpha1.MemberFinalizer); err != nil {
 			return err
 		}
 		for _, rb := range membership.DesiredRoleBindings(member, org, o.namespaces) {
@@ -179,12 +175,12 @@ func floorOrganization(ctx context.Context, cl client.Client, o *orgModel) error
 				return fmt.Errorf("creating rolebinding %s: %w", membership.Key(&rb), err)
 			}
 		}
-		patch := client.MergeFrom(member.DeepCopy())
+		base := client.MergeFrom(member.DeepCopy())
 		member.Status = tenancyv1alpha1.OrganizationMemberStatus{
 			ObservedGeneration: member.Generation, Organization: o.name, BoundNamespaces: o.namespaces, JoinedAt: &now,
 		}
 		meta.SetStatusCondition(&member.Status.Conditions, readyCondition(member.Generation, tenancyv1alpha1.RoleBindingsAppliedReason, now))
-		if err := cl.Status().Patch(ctx, member, patch); err != nil {
+		if err := cl.Status().Patch(ctx, member, base); err != nil {
 			return fmt.Errorf("patching the status of member %s/%s: %w", o.name, name, err)
 		}
 		subjects = append(subjects, membership.Subject(member))
@@ -194,7 +190,7 @@ func floorOrganization(ctx context.Context, cl client.Client, o *orgModel) error
 	}
 
 	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: readerRoleName(o.name), Labels: labels, OwnerReferences: owner},
+		ObjectMeta: metav1.ObjectMeta{Name: membership.ReaderRoleName(o.name), Labels: labels, OwnerReferences: owner},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{tenancyv1alpha1.GroupVersion.Group}, Resources: []string{"organizations"},
 			ResourceNames: []string{o.name}, Verbs: []string{"get", "watch"}}},
 	}
@@ -210,23 +206,14 @@ func floorOrganization(ctx context.Context, cl client.Client, o *orgModel) error
 		return fmt.Errorf("creating clusterrolebinding %s: %w", binding.Name, err)
 	}
 
-	patch := client.MergeFrom(org.DeepCopy())
+	base := client.MergeFrom(org.DeepCopy())
 	org.Status = tenancyv1alpha1.OrganizationStatus{
 		ObservedGeneration: org.Generation, HomeNamespace: o.name, Namespaces: o.namespaces,
 		MemberCount: int32(len(o.members)), AdminCount: int32(admins),
 	}
 	meta.SetStatusCondition(&org.Status.Conditions, readyCondition(org.Generation, tenancyv1alpha1.ReconciledReason, now))
-	if err := cl.Status().Patch(ctx, org, patch); err != nil {
+	if err := cl.Status().Patch(ctx, org, base); err != nil {
 		return fmt.Errorf("patching the status of organization %s: %w", o.name, err)
-	}
-	return nil
-}
-
-func addFinalizer(ctx context.Context, cl client.Client, obj client.Object, finalizer string) error {
-	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
-	controllerutil.AddFinalizer(obj, finalizer)
-	if err := cl.Patch(ctx, obj, patch); err != nil {
-		return fmt.Errorf("adding the finalizer of %s: %w", client.ObjectKeyFromObject(obj), err)
 	}
 	return nil
 }

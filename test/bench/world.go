@@ -380,7 +380,7 @@ func verify(ctx context.Context, c client.Client, w *world) ([]string, error) {
 		if o.deleted {
 			continue
 		}
-		if n, ok := subjects[readerRoleName(o.name)]; !ok || n != len(o.members) {
+		if n, ok := subjects[membership.ReaderRoleName(o.name)]; !ok || n != len(o.members) {
 			report("ClusterRoleBinding of %s has %d subjects, want %d (present: %v)", o.name, n, len(o.members), ok)
 		}
 		for _, m := range o.members {
