@@ -102,23 +102,18 @@ func expectMemberReady(ctx context.Context, namespace, name string) *tenancyv1al
 	return m
 }
 
-// memberBindings lists the RoleBindings the operator made for a member, keyed namespace/name.
-func memberBindings(g Gomega, org, member string) map[string]rbacv1.RoleBinding {
+// subjectBindings lists the RoleBindings the operator made for org that name the user subject,
+// as namespace/name: clusterRole.
+func subjectBindings(g Gomega, org, subject string) map[string]string {
 	list := &rbacv1.RoleBindingList{}
-	g.Expect(k8s.List(context.Background(), list, client.MatchingLabels{
-		tenancyv1alpha1.OrganizationLabel: org, tenancyv1alpha1.MemberLabel: member,
-	})).To(Succeed())
-	out := map[string]rbacv1.RoleBinding{}
-	for _, rb := range list.Items {
-		out[rb.Namespace+"/"+rb.Name] = rb
-	}
-	return out
-}
-
-func roleRefs(bindings map[string]rbacv1.RoleBinding) map[string]string {
+	g.Expect(k8s.List(context.Background(), list, client.MatchingLabels{tenancyv1alpha1.OrganizationLabel: org})).To(Succeed())
 	out := map[string]string{}
-	for k, rb := range bindings {
-		out[k] = rb.RoleRef.Name
+	for _, rb := range list.Items {
+		for _, s := range rb.Subjects {
+			if s.Kind == rbacv1.UserKind && s.Name == subject {
+				out[rb.Namespace+"/"+rb.Name] = rb.RoleRef.Name
+			}
+		}
 	}
 	return out
 }

@@ -103,7 +103,7 @@ var _ = Describe("An idle reconcile", func() {
 		counter := &writeCounter{Client: mgrClient}
 		recorder := events.NewFakeRecorder(10)
 		orgs := &controllers.OrganizationReconciler{Client: counter, Recorder: recorder, Clock: realClock{}, Pods: env.Pods}
-		members := &controllers.OrganizationMemberReconciler{Client: counter, Recorder: recorder, Clock: realClock{}}
+		members := &controllers.OrganizationMemberReconciler{Client: counter, Recorder: recorder}
 		for range 3 {
 			_, err := orgs.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: org}})
 			Expect(err).NotTo(HaveOccurred())

@@ -76,7 +76,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if deleting {
 		return ctrl.Result{}, r.reconcileDelete(ctx, s)
 	}
-	err = runPhases(ctx, s, r.reconcileHomeNamespace, r.observeUsage, r.reconcileReaderAccess, r.reconcileQuotas)
+	err = runPhases(ctx, s, r.reconcileHomeNamespace, r.observeUsage, r.reconcileMembers, r.reconcileQuotas)
 	// Subscriptions change state, and reservations fall due, at known moments: come back
 	// exactly then, not before.
 	return ctrl.Result{RequeueAfter: s.requeueAfter()}, err

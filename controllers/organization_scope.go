@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/patch"
 	"github.com/orgoperator/org-operator/internal/subscription"
 	"github.com/orgoperator/org-operator/internal/tenancy"
 )
@@ -43,6 +45,8 @@ type organizationScope struct {
 	usage           *tenancyv1alpha1.OrganizationUsage
 	quotas          *quotaOutcome
 	deletionBlocked []string
+	// memberConflict: a member's status write met a newer version; the reconcile runs again soon.
+	memberConflict atomic.Bool
 }
 
 // homeProblem is why an organization has no home namespace.
@@ -156,7 +160,11 @@ func (s *organizationScope) requeueAfter() time.Duration {
 	if s.quotas != nil {
 		untilLedger = s.quotas.untilLedgerCheck
 	}
-	return earliest(untilBoundary, untilLedger)
+	wait := earliest(untilBoundary, untilLedger)
+	if s.memberConflict.Load() {
+		wait = earliest(wait, patch.ConflictRetry)
+	}
+	return wait
 }
 
 // earliest returns the shorter of two waits, ignoring zeros (no wait).

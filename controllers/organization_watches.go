@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -19,7 +20,6 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/ledger"
-	"github.com/orgoperator/org-operator/internal/membership"
 	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/tenancy"
 )
@@ -42,6 +42,7 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 			builder.WithPredicates(namespaceChanged())).
 		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganizationSoon, builder.WithPredicates(memberChangedForOrganization())).
 		Owns(&rbacv1.ClusterRole{}).
+		Owns(&rbacv1.RoleBinding{}).
 		Owns(&corev1.ResourceQuota{}).
 		Owns(&corev1.LimitRange{}).
 		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
@@ -57,14 +58,14 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 	return b.Named("organization").Complete(r)
 }
 
-// memberChangedForOrganization passes the member events that change what the organization
-// reports: creation, deletion, its start, and a change of spec.admin, of the user (the reader
-// binding's subject) or of Ready.
+// memberChangedForOrganization passes the member events that change the organization's bindings
+// or the member's status: creation, deletion, its start, a change of spec, and the loss of the
+// finalizer the organization keeps on its members. The organization's own status writes on the
+// member do not pass.
 func memberChangedForOrganization() predicate.Predicate {
 	return changedOnUpdate(func(o, n *tenancyv1alpha1.OrganizationMember) bool {
-		return o.Spec.Admin != n.Spec.Admin || memberReady(o) != memberReady(n) ||
-			membership.Subject(o) != membership.Subject(n) ||
-			o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
+		return o.Generation != n.Generation || o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero() ||
+			controllerutil.ContainsFinalizer(o, tenancyv1alpha1.MemberFinalizer) != controllerutil.ContainsFinalizer(n, tenancyv1alpha1.MemberFinalizer)
 	})
 }
 

@@ -2,72 +2,59 @@ package controllers
 
 import (
 	"fmt"
-	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/conditions"
 	"github.com/orgoperator/org-operator/internal/membership"
 )
 
-// updateStatus computes the member's conditions and status fields from what the reconcile found
-// and did, and returns the reconcile's error: none when it stalled, since only a watched change
-// can help then. The caller writes the status once.
-func (r *OrganizationMemberReconciler) updateStatus(s *memberScope, reconcileErr error) error {
-	m := s.member
-	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: r.Recorder}
-	if s.applied {
-		m.Status.BoundNamespaces = boundNamespaces(s.bound)
-		m.Status.Organization = ""
-		if s.org != nil {
-			m.Status.Organization = s.org.Name
-		}
+// A member of an existing organization gets its status from the organization's reconcile, which
+// binds it (setMemberBound); the member controller reports only a member without one
+// (setMemberStalled).
+
+// setMemberBound records that the member is bound as access says, in the organization org.
+func setMemberBound(m *tenancyv1alpha1.OrganizationMember, org string, access []tenancyv1alpha1.MemberAccess, now time.Time, rec recorder.EventRecorder) {
+	m.Status.Organization = org
+	m.Status.Access = access
+	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec}
+	first := len(m.Status.Conditions) == 0
+	if w.Set(tenancyv1alpha1.RoleBindingsReadyCondition, metav1.ConditionTrue, tenancyv1alpha1.RoleBindingsAppliedReason, boundMessage(m, org)) && !first {
+		// Joining is in the status (joinedAt); what changes afterwards is worth an event.
+		rec.Eventf(m, nil, corev1.EventTypeNormal, tenancyv1alpha1.RoleBindingsAppliedReason, "Bind", "%s", boundMessage(m, org))
 	}
-	stalled, isStalled := conditions.AsStalled(reconcileErr)
-	switch {
-	case isStalled:
-		w.Announce(conditions.Event{Type: corev1.EventTypeWarning, Action: "Bind"}, tenancyv1alpha1.RoleBindingsReadyCondition,
-			metav1.ConditionFalse, stalled.Reason, stalled.Message)
-	case s.applied && reconcileErr == nil:
-		w.Set(tenancyv1alpha1.RoleBindingsReadyCondition, metav1.ConditionTrue, tenancyv1alpha1.ReconciledReason, boundMessage(m, len(s.namespaces)))
-	}
-	conditions.Summarize(w.Conditions, m.Generation, reconcileErr, tenancyv1alpha1.RoleBindingsReadyCondition)
-	if reconcileErr != nil && !isStalled {
-		return reconcileErr
-	}
+	conditions.Summarize(w.Conditions, m.Generation, nil, tenancyv1alpha1.RoleBindingsReadyCondition)
 	m.Status.ObservedGeneration = m.Generation
-	if m.Status.JoinedAt == nil && memberReady(m) {
-		now := metav1.NewTime(r.Clock.Now())
-		m.Status.JoinedAt = &now
+	if m.Status.JoinedAt == nil {
+		joined := metav1.NewTime(now)
+		m.Status.JoinedAt = &joined
 	}
-	return nil
 }
 
-// boundMessage says what the member is bound to.
-func boundMessage(m *tenancyv1alpha1.OrganizationMember, namespaces int) string {
-	role, _ := membership.ClusterRoleFor(m.Spec.KubernetesRole)
-	msg := fmt.Sprintf("Bound to %s in %d namespaces", role, namespaces)
-	if m.Spec.KubernetesRole == tenancyv1alpha1.KubernetesRoleNone {
-		msg = "No namespace role (kubernetesRole None)"
+// setMemberStalled records that the member is in no organization, and why.
+func setMemberStalled(m *tenancyv1alpha1.OrganizationMember, stalled *conditions.StalledError, rec recorder.EventRecorder) {
+	m.Status.Organization = ""
+	m.Status.Access = nil
+	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec}
+	w.Announce(conditions.Event{Type: corev1.EventTypeWarning, Action: "Bind"}, tenancyv1alpha1.RoleBindingsReadyCondition,
+		metav1.ConditionFalse, stalled.Reason, stalled.Message)
+	conditions.Summarize(w.Conditions, m.Generation, stalled, tenancyv1alpha1.RoleBindingsReadyCondition)
+	m.Status.ObservedGeneration = m.Generation
+}
+
+// boundMessage says what the member is bound to. It names no namespaces or counts, so that the
+// member's status stays as it is while namespaces join and leave the organization.
+func boundMessage(m *tenancyv1alpha1.OrganizationMember, org string) string {
+	msg := "No namespace role (kubernetesRole None)"
+	if role, ok := membership.ClusterRoleFor(m.Spec.KubernetesRole); ok {
+		msg = fmt.Sprintf("Bound to %s in every namespace of organization %s", role, org)
 	}
 	if m.Spec.Admin {
 		msg += "; organization admin"
 	}
 	return msg
-}
-
-func boundNamespaces(bindings []rbacv1.RoleBinding) []string {
-	out := make([]string, 0, len(bindings))
-	for _, rb := range bindings {
-		out = append(out, rb.Namespace)
-	}
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }

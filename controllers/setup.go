@@ -22,8 +22,8 @@ import (
 
 // Field indexes on the cache.
 const (
-	// roleBindingMemberIndex indexes the operator's RoleBindings by "<home namespace>/<member>".
-	roleBindingMemberIndex = "rolebinding.member"
+	// roleBindingOrganizationIndex indexes the operator's RoleBindings by organization.
+	roleBindingOrganizationIndex = "rolebinding.organization"
 	// organizationPlanIndex indexes organizations by the plan they subscribe to.
 	organizationPlanIndex = "organization.plan"
 )
@@ -46,18 +46,14 @@ type Options struct {
 // CacheOptions keep the informer caches small: RBAC objects are cached only when the operator
 // made them. Pods are not in this cache at all but in the compact podcache.
 func CacheOptions() cache.Options {
-	member, err := labels.NewRequirement(tenancyv1alpha1.MemberLabel, selection.Exists, nil)
-	if err != nil {
-		panic(err) // a constant label key: cannot fail
-	}
 	managed, err := labels.NewRequirement(tenancyv1alpha1.ManagedByLabel, selection.Equals, []string{tenancyv1alpha1.ManagedByValue})
 	if err != nil {
-		panic(err)
+		panic(err) // constant label key and value: cannot fail
 	}
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&rbacv1.RoleBinding{}:        {Label: labels.NewSelector().Add(*member)},
+			&rbacv1.RoleBinding{}:        {Label: labels.NewSelector().Add(*managed)},
 			&rbacv1.ClusterRole{}:        {Label: labels.NewSelector().Add(*managed)},
 			&rbacv1.ClusterRoleBinding{}: {Label: labels.NewSelector().Add(*managed)},
 			&corev1.ResourceQuota{}:      {Label: labels.NewSelector().Add(*managed)},
@@ -82,13 +78,13 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := inventory.IndexNamespaces(ctx, indexer); err != nil {
 		return fmt.Errorf("indexing namespaces by organization: %w", err)
 	}
-	if err := indexer.IndexField(ctx, &rbacv1.RoleBinding{}, roleBindingMemberIndex, func(o client.Object) []string {
-		if key, ok := memberKeyOf(o); ok {
-			return []string{key}
+	if err := indexer.IndexField(ctx, &rbacv1.RoleBinding{}, roleBindingOrganizationIndex, func(o client.Object) []string {
+		if org := o.GetLabels()[tenancyv1alpha1.OrganizationLabel]; org != "" {
+			return []string{org}
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("indexing rolebindings by member: %w", err)
+		return fmt.Errorf("indexing rolebindings by organization: %w", err)
 	}
 
 	if err := indexer.IndexField(ctx, &tenancyv1alpha1.Organization{}, organizationPlanIndex, func(o client.Object) []string {
@@ -111,10 +107,8 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("setting up the organization controller: %w", err)
 	}
 	if err := (&OrganizationMemberReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("organizationmember-controller"),
-		Clock:     opts.Clock,
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("organizationmember-controller"),
 	}).SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the organization member controller: %w", err)
 	}
@@ -122,15 +116,4 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("setting up the organization plan controller: %w", err)
 	}
 	return nil
-}
-
-// memberKeyOf returns "<home namespace>/<member>" for a RoleBinding the operator made. The home
-// namespace of an organization is named after it.
-func memberKeyOf(o client.Object) (string, bool) {
-	l := o.GetLabels()
-	org, member := l[tenancyv1alpha1.OrganizationLabel], l[tenancyv1alpha1.MemberLabel]
-	if org == "" || member == "" {
-		return "", false
-	}
-	return org + "/" + member, true
 }

@@ -11,7 +11,9 @@ const (
 	// it, where its OrganizationMembers live.
 	HomeNamespaceLabel = "tenancy.orgoperator.io/home"
 
-	// MemberLabel names the OrganizationMember a RoleBinding was created for.
+	// MemberLabel named the OrganizationMember a per-member RoleBinding was created for, before
+	// members shared one RoleBinding per namespace and role. The operator removes such bindings
+	// once the shared ones are in place.
 	MemberLabel = "tenancy.orgoperator.io/member"
 
 	// ManagedByLabel is the recommended app.kubernetes.io label, set on everything the operator creates.
@@ -27,7 +29,7 @@ const (
 	// OrganizationFinalizer lets the operator apply the deletion policy before an organization goes.
 	OrganizationFinalizer = "tenancy.orgoperator.io/organization"
 
-	// MemberFinalizer lets the operator remove a member's RoleBindings from every namespace,
-	// which owner references cannot do across namespaces.
+	// MemberFinalizer keeps a member until the operator has taken it out of its organization's
+	// RoleBindings in every namespace: once it is gone, so is its access.
 	MemberFinalizer = "tenancy.orgoperator.io/member"
 )

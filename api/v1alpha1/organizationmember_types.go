@@ -48,6 +48,35 @@ type OrganizationMemberSpec struct {
 	KubernetesRole KubernetesRole `json:"kubernetesRole,omitempty"`
 }
 
+// AccessScope says which of an organization's namespaces a binding covers.
+// +kubebuilder:validation:Enum=Organization;Home
+type AccessScope string
+
+const (
+	// AccessScopeOrganization: every namespace of the organization, the home namespace included.
+	AccessScopeOrganization AccessScope = "Organization"
+	// AccessScopeHome: the organization's home namespace only.
+	AccessScopeHome AccessScope = "Home"
+)
+
+// MemberAccess is one ClusterRole a member is bound to, and where.
+type MemberAccess struct {
+	// clusterRole is the ClusterRole bound.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	ClusterRole string `json:"clusterRole"`
+
+	// namespaces says where: Organization for every namespace of the organization, Home for the
+	// home namespace only.
+	// +required
+	Namespaces AccessScope `json:"namespaces"`
+
+	// roleBinding is the name of the RoleBinding that lists the member in each of those namespaces.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	RoleBinding string `json:"roleBinding"`
+}
+
 // OrganizationMemberStatus is what the operator observed about a member.
 type OrganizationMemberStatus struct {
 	// observedGeneration is the metadata.generation this status describes.
@@ -65,11 +94,15 @@ type OrganizationMemberStatus struct {
 	// +optional
 	Organization string `json:"organization,omitempty"`
 
-	// boundNamespaces lists, sorted, the namespaces where the member has a RoleBinding.
+	// access lists what the member is bound to: each ClusterRole, the namespaces it covers and the
+	// RoleBinding that lists the member there. It does not change as namespaces join or leave the
+	// organization; the Organization's status.namespaces lists them.
 	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=10000
-	BoundNamespaces []string `json:"boundNamespaces,omitempty"`
+	// +listType=map
+	// +listMapKey=clusterRole
+	// +listMapKey=namespaces
+	// +kubebuilder:validation:MaxItems=16
+	Access []MemberAccess `json:"access,omitempty"`
 
 	// joinedAt is when the member first became Ready.
 	// +optional
@@ -88,7 +121,7 @@ type OrganizationMemberStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is the value of the tenancy.orgoperator.io/member label on the member's RoleBindings"
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters, so that it can be a label value"
 type OrganizationMember struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -1,13 +1,16 @@
-// Package membership computes the RoleBindings an OrganizationMember should have.
+// Package membership computes the RoleBindings that give an organization's members their access:
+// one per namespace and ClusterRole, listing every member that holds that role there.
 package membership
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 )
@@ -15,6 +18,10 @@ import (
 // OrganizationAdminClusterRole lets organization admins manage the members of their organization.
 // It is bound, in the home namespace only, to members with admin: true.
 const OrganizationAdminClusterRole = "org-operator-organization-admin"
+
+// MaxSubjects is the most subjects one RoleBinding lists; more spill into further bindings of the
+// same role, so that no object grows with the organization.
+const MaxSubjects = 1000
 
 // ClusterRoleFor returns the built-in ClusterRole a KubernetesRole binds, and false for None.
 func ClusterRoleFor(role tenancyv1alpha1.KubernetesRole) (string, bool) {
@@ -58,61 +65,183 @@ func Subject(m *tenancyv1alpha1.OrganizationMember) rbacv1.Subject {
 // that organization and no other.
 func ReaderRoleName(org string) string { return "org-operator:organization:" + org }
 
-// RoleBindingName is the name of a member's RoleBinding for its kubernetesRole.
-func RoleBindingName(member string) string { return "org-member-" + member }
+// RoleBindingName names the shard-th RoleBinding of clusterRole in a namespace: the first is
+// org-operator:<clusterRole>, the next org-operator:<clusterRole>:2 and so on.
+func RoleBindingName(clusterRole string, shard int) string {
+	name := "org-operator:" + strings.TrimPrefix(clusterRole, "org-operator-")
+	if shard > 0 {
+		name += ":" + strconv.Itoa(shard+1)
+	}
+	return name
+}
 
-// AdminRoleBindingName is the name of an admin member's RoleBinding in the home namespace.
-func AdminRoleBindingName(member string) string { return "org-admin-" + member }
+// shardOf parses a name made by RoleBindingName for clusterRole, and says whether it is one.
+func shardOf(name, clusterRole string) (int, bool) {
+	base := RoleBindingName(clusterRole, 0)
+	if name == base {
+		return 0, true
+	}
+	suffix, ok := strings.CutPrefix(name, base+":")
+	n, err := strconv.Atoi(suffix)
+	if !ok || err != nil || n < 2 || strconv.Itoa(n) != suffix {
+		return 0, false
+	}
+	return n - 1, true
+}
 
-// DesiredRoleBindings returns the RoleBindings member should have in an organization whose
-// namespaces (the home namespace among them) are given: one binding of its kubernetesRole's
-// ClusterRole in each namespace, and for admins one binding of OrganizationAdminClusterRole in the
-// home namespace. The result is sorted by namespace, then name.
-func DesiredRoleBindings(member *tenancyv1alpha1.OrganizationMember, org *tenancyv1alpha1.Organization, namespaces []string) []rbacv1.RoleBinding {
-	subject := Subject(member)
+// IsLegacy says whether rb is a per-member RoleBinding of the model before aggregated bindings:
+// those carry the member's name in MemberLabel.
+func IsLegacy(rb *rbacv1.RoleBinding) bool {
+	return rb.Labels[tenancyv1alpha1.MemberLabel] != ""
+}
+
+// Grant is one ClusterRole bound in the organization, and to whom.
+type Grant struct {
+	ClusterRole string
+	// Home: bound in the home namespace only; otherwise in every namespace of the organization.
+	Home bool
+	// Shards are the subjects of each RoleBinding of the role, sorted within each; shard i is
+	// the binding RoleBindingName(ClusterRole, i).
+	Shards [][]rbacv1.Subject
+}
+
+// Access is what an organization's members are bound to: a Grant per ClusterRole in use.
+type Access []Grant
+
+// grantOrder lists the ClusterRoles an organization binds, in the order their bindings are made.
+var grantOrder = []struct {
+	clusterRole string
+	home        bool
+}{{"admin", false}, {"edit", false}, {"view", false}, {OrganizationAdminClusterRole, true}}
+
+// Plan computes the organization's access from its members (those being deleted are left out)
+// and the RoleBindings it has in its home namespace now. A subject already listed in a binding
+// stays in it, and new subjects fill the bindings with room, so adding or removing a member
+// rewrites one binding per namespace and nobody ever moves between bindings.
+func Plan(members []tenancyv1alpha1.OrganizationMember, current []rbacv1.RoleBinding) Access {
+	return plan(members, current, MaxSubjects)
+}
+
+func plan(members []tenancyv1alpha1.OrganizationMember, current []rbacv1.RoleBinding, maxSubjects int) Access {
+	var access Access
+	for _, g := range grantOrder {
+		want := map[rbacv1.Subject]bool{}
+		for i := range members {
+			m := &members[i]
+			if !m.DeletionTimestamp.IsZero() {
+				continue
+			}
+			if role, ok := ClusterRoleFor(m.Spec.KubernetesRole); (g.home && m.Spec.Admin) || (!g.home && ok && role == g.clusterRole) {
+				want[Subject(m)] = true
+			}
+		}
+		if len(want) == 0 {
+			continue
+		}
+		var shards [][]rbacv1.Subject
+		for i := range current {
+			rb := &current[i]
+			shard, ok := shardOf(rb.Name, g.clusterRole)
+			if !ok || rb.RoleRef.Name != g.clusterRole {
+				continue
+			}
+			for len(shards) <= shard {
+				shards = append(shards, nil)
+			}
+			for _, s := range rb.Subjects {
+				if want[s] && len(shards[shard]) < maxSubjects {
+					shards[shard] = append(shards[shard], s)
+					delete(want, s)
+				}
+			}
+		}
+		newcomers := make([]rbacv1.Subject, 0, len(want))
+		for s := range want {
+			newcomers = append(newcomers, s)
+		}
+		slices.SortFunc(newcomers, compareSubjects)
+		for i := 0; len(newcomers) > 0; i++ {
+			if i == len(shards) {
+				shards = append(shards, nil)
+			}
+			n := min(maxSubjects-len(shards[i]), len(newcomers))
+			shards[i] = append(shards[i], newcomers[:n]...)
+			newcomers = newcomers[n:]
+		}
+		for i := range shards {
+			slices.SortFunc(shards[i], compareSubjects)
+		}
+		access = append(access, Grant{ClusterRole: g.clusterRole, Home: g.home, Shards: shards})
+	}
+	return access
+}
+
+func compareSubjects(a, b rbacv1.Subject) int {
+	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+// RoleBindings returns the RoleBindings that carry access in an organization's namespaces (the
+// home namespace, named after it, among them), owned by the organization so that they go with it.
+// Empty shards have no binding. The result is sorted by namespace, then name.
+func (a Access) RoleBindings(org *tenancyv1alpha1.Organization, namespaces []string) []rbacv1.RoleBinding {
 	labels := map[string]string{
 		tenancyv1alpha1.OrganizationLabel: org.Name,
-		tenancyv1alpha1.MemberLabel:       member.Name,
 		tenancyv1alpha1.ManagedByLabel:    tenancyv1alpha1.ManagedByValue,
 	}
 	owner := metav1.OwnerReference{
-		APIVersion: tenancyv1alpha1.GroupVersion.String(),
-		Kind:       "Organization",
-		Name:       org.Name,
-		UID:        org.UID,
+		APIVersion: tenancyv1alpha1.GroupVersion.String(), Kind: "Organization", Name: org.Name, UID: org.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 	}
-	newBinding := func(namespace, name, clusterRole string) rbacv1.RoleBinding {
-		return rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{
-				Namespace: namespace, Name: name, Labels: labels,
-				// The organization owns the binding so that garbage collection removes it with the
-				// organization even if the operator is not running; the member's finalizer removes
-				// it when only the member goes.
-				OwnerReferences: []metav1.OwnerReference{owner},
-			},
-			Subjects: []rbacv1.Subject{subject},
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+	var out []rbacv1.RoleBinding
+	for _, ns := range namespaces {
+		for _, g := range a {
+			if g.Home && ns != org.Name {
+				continue
+			}
+			for shard, subjects := range g.Shards {
+				if len(subjects) == 0 {
+					continue
+				}
+				out = append(out, rbacv1.RoleBinding{
+					ObjectMeta: metav1.ObjectMeta{
+						Namespace: ns, Name: RoleBindingName(g.ClusterRole, shard), Labels: labels,
+						OwnerReferences: []metav1.OwnerReference{owner},
+					},
+					Subjects: subjects,
+					RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: g.ClusterRole},
+				})
+			}
 		}
-	}
-
-	role, bound := ClusterRoleFor(member.Spec.KubernetesRole)
-	out := make([]rbacv1.RoleBinding, 0, len(namespaces)+1)
-	if bound {
-		for _, ns := range namespaces {
-			out = append(out, newBinding(ns, RoleBindingName(member.Name), role))
-		}
-	}
-	if member.Spec.Admin {
-		out = append(out, newBinding(member.Namespace, AdminRoleBindingName(member.Name), OrganizationAdminClusterRole))
 	}
 	slices.SortFunc(out, func(a, b rbacv1.RoleBinding) int {
-		if a.Namespace != b.Namespace {
-			return cmp.Compare(a.Namespace, b.Namespace)
-		}
-		return cmp.Compare(a.Name, b.Name)
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return out
 }
 
+// Of returns where member is bound, for its status: each ClusterRole, the namespaces it covers
+// and the RoleBinding that lists it there.
+func (a Access) Of(member *tenancyv1alpha1.OrganizationMember) []tenancyv1alpha1.MemberAccess {
+	subject := Subject(member)
+	var out []tenancyv1alpha1.MemberAccess
+	for _, g := range a {
+		role, ok := ClusterRoleFor(member.Spec.KubernetesRole)
+		if g.Home && !member.Spec.Admin || !g.Home && (!ok || role != g.ClusterRole) {
+			continue
+		}
+		for shard, subjects := range g.Shards {
+			if _, found := slices.BinarySearchFunc(subjects, subject, compareSubjects); found {
+				scope := tenancyv1alpha1.AccessScopeOrganization
+				if g.Home {
+					scope = tenancyv1alpha1.AccessScopeHome
+				}
+				out = append(out, tenancyv1alpha1.MemberAccess{ClusterRole: g.ClusterRole, Namespaces: scope, RoleBinding: RoleBindingName(g.ClusterRole, shard)})
+				break
+			}
+		}
+	}
+	return out
+}
+
 // Key identifies a RoleBinding by namespace and name.
-func Key(rb *rbacv1.RoleBinding) string { return fmt.Sprintf("%s/%s", rb.Namespace, rb.Name) }
+func Key(rb *rbacv1.RoleBinding) string { return rb.Namespace + "/" + rb.Name }

@@ -162,6 +162,7 @@ func floorOrganization(ctx context.Context, cl client.Client, o *orgModel) error
 
 	var subjects []rbacv1.Subject
 	admins := 0
+	var members []tenancyv1alpha1.OrganizationMember
 	for _, name := range sortedKeys(o.members) {
 		member := newMember(o.name, o.members[name])
 		if err := cl.Create(ctx, member); err != nil { // harness
@@ -170,22 +171,27 @@ func floorOrganization(ctx context.Context, cl client.Client, o *orgModel) error
 		if err := patch.AddFinalizer(ctx, cl, member, tenancyv1alpha1.MemberFinalizer); err != nil {
 			return err
 		}
-		for _, rb := range membership.DesiredRoleBindings(member, org, o.namespaces) {
-			if err := cl.Create(ctx, &rb); err != nil {
-				return fmt.Errorf("creating rolebinding %s: %w", membership.Key(&rb), err)
-			}
-		}
-		base := client.MergeFrom(member.DeepCopy())
-		member.Status = tenancyv1alpha1.OrganizationMemberStatus{
-			ObservedGeneration: member.Generation, Organization: o.name, BoundNamespaces: o.namespaces, JoinedAt: &now,
-		}
-		meta.SetStatusCondition(&member.Status.Conditions, readyCondition(member.Generation, tenancyv1alpha1.RoleBindingsAppliedReason, now))
-		if err := cl.Status().Patch(ctx, member, base); err != nil {
-			return fmt.Errorf("patching the status of member %s/%s: %w", o.name, name, err)
-		}
+		members = append(members, *member)
 		subjects = append(subjects, membership.Subject(member))
 		if member.Spec.Admin {
 			admins++
+		}
+	}
+	access := membership.Plan(members, nil)
+	for _, rb := range access.RoleBindings(org, o.namespaces) {
+		if err := cl.Create(ctx, &rb); err != nil {
+			return fmt.Errorf("creating rolebinding %s: %w", membership.Key(&rb), err)
+		}
+	}
+	for i := range members {
+		member := &members[i]
+		base := client.MergeFrom(member.DeepCopy())
+		member.Status = tenancyv1alpha1.OrganizationMemberStatus{
+			ObservedGeneration: member.Generation, Organization: o.name, Access: access.Of(member), JoinedAt: &now,
+		}
+		meta.SetStatusCondition(&member.Status.Conditions, readyCondition(member.Generation, tenancyv1alpha1.RoleBindingsAppliedReason, now))
+		if err := cl.Status().Patch(ctx, member, base); err != nil {
+			return fmt.Errorf("patching the status of member %s: %w", client.ObjectKeyFromObject(member), err)
 		}
 	}
 

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/membership"
 )
 
 // settleTimeout bounds the wait for the operator to go quiet after a scenario converged.
@@ -119,10 +120,13 @@ func newOrgModel(cfg *config, i int) *orgModel {
 
 // convergeMinimum is the fewest operator writes, per organization, that make the converge
 // scenario's objects: per organization its finalizer, home namespace, reader ClusterRole and
-// ClusterRoleBinding and one status write; per member its finalizer, one RoleBinding per
-// namespace (plus the admin binding) and one status write.
+// ClusterRoleBinding, its RoleBindings (membership.Plan: one per namespace and role in use, plus
+// the admins' in the home namespace) and one status write; per member its finalizer and one
+// status write.
 func convergeMinimum(cfg *config) map[string]float64 {
-	members, admins, nsPerOrg := float64(cfg.members), float64(cfg.admins), float64(1+cfg.extraNamespaces)
+	o := newOrgModel(cfg, 0)
+	bindings := len(membership.Plan(o.apiMembers(), nil).RoleBindings(newOrganization(o.name), o.namespaces))
+	members := float64(cfg.members)
 	return map[string]float64{
 		"patch organizations":              1,
 		"create namespaces":                1,
@@ -130,7 +134,7 @@ func convergeMinimum(cfg *config) map[string]float64 {
 		"create clusterrolebindings":       1,
 		"patch organizations/status":       1,
 		"patch organizationmembers":        members,
-		"create rolebindings":              members*nsPerOrg + admins,
+		"create rolebindings":              float64(bindings),
 		"patch organizationmembers/status": members,
 	}
 }

@@ -100,8 +100,11 @@ type slimObject struct {
 		Conditions         []slimCondition `json:"conditions"`
 		MemberCount        int32           `json:"memberCount"`
 		Namespaces         []string        `json:"namespaces"`
-		BoundNamespaces    []string        `json:"boundNamespaces"`
-		Usage              *struct {
+		Access             []struct {
+			ClusterRole string `json:"clusterRole"`
+			Namespaces  string `json:"namespaces"`
+		} `json:"access"`
+		Usage *struct {
 			Pods     int32             `json:"pods"`
 			Requests map[string]string `json:"requests"`
 		} `json:"usage"`
@@ -238,14 +241,19 @@ func (c check) evaluate(w *world, s *snapshot) (ready map[string]bool, pending [
 		mark(key, ok)
 		for _, m := range o.members {
 			mv := s.members[o.name+"/"+m.name]
-			want := o.namespaces
-			if m.role == tenancyv1alpha1.KubernetesRoleNone {
-				want = nil
-				if m.admin {
-					want = []string{o.name}
+			var want, have []string
+			if role, ok := membership.ClusterRoleFor(m.role); ok {
+				want = append(want, role+"/"+string(tenancyv1alpha1.AccessScopeOrganization))
+			}
+			if m.admin {
+				want = append(want, membership.OrganizationAdminClusterRole+"/"+string(tenancyv1alpha1.AccessScopeHome))
+			}
+			if mv != nil {
+				for _, a := range mv.Status.Access {
+					have = append(have, a.ClusterRole+"/"+a.Namespaces)
 				}
 			}
-			mark("member/"+o.name+"/"+m.name, mv != nil && mv.ready() && slices.Equal(sortedCopy(mv.Status.BoundNamespaces), want))
+			mark("member/"+o.name+"/"+m.name, mv != nil && mv.ready() && slices.Equal(sortedCopy(have), sortedCopy(want)))
 		}
 	}
 	sort.Strings(pending)
@@ -356,9 +364,13 @@ func verify(ctx context.Context, c client.Client, w *world) ([]string, error) {
 	if err := c.List(ctx, bindings, client.MatchingLabels{tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue}); err != nil {
 		return nil, err
 	}
-	have := map[string]string{} // namespace/name -> roleRef
+	// namespace/clusterRole -> the subjects its bindings list, all shards together
+	have := map[string][]string{}
 	for _, rb := range bindings.Items {
-		have[rb.Namespace+"/"+rb.Name] = rb.RoleRef.Name
+		key := rb.Namespace + "/" + rb.RoleRef.Name
+		for _, s := range rb.Subjects {
+			have[key] = append(have[key], s.Name)
+		}
 	}
 	crbs := &rbacv1.ClusterRoleBindingList{}
 	if err := c.List(ctx, crbs, client.MatchingLabels{tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue}); err != nil {
@@ -374,7 +386,7 @@ func verify(ctx context.Context, c client.Client, w *world) ([]string, error) {
 			problems = append(problems, fmt.Sprintf(format, args...))
 		}
 	}
-	want := map[string]string{}
+	want := map[string][]string{}
 	w.mu.Lock()
 	for _, o := range w.orgs {
 		if o.deleted {
@@ -383,21 +395,17 @@ func verify(ctx context.Context, c client.Client, w *world) ([]string, error) {
 		if n, ok := subjects[membership.ReaderRoleName(o.name)]; !ok || n != len(o.members) {
 			report("ClusterRoleBinding of %s has %d subjects, want %d (present: %v)", o.name, n, len(o.members), ok)
 		}
-		for _, m := range o.members {
-			if role, ok := membership.ClusterRoleFor(m.role); ok {
-				for _, ns := range o.namespaces {
-					want[ns+"/"+membership.RoleBindingName(m.name)] = role
-				}
-			}
-			if m.admin {
-				want[o.name+"/"+membership.AdminRoleBindingName(m.name)] = membership.OrganizationAdminClusterRole
+		for _, b := range membership.Plan(o.apiMembers(), nil).RoleBindings(newOrganization(o.name), o.namespaces) {
+			key := b.Namespace + "/" + b.RoleRef.Name
+			for _, s := range b.Subjects {
+				want[key] = append(want[key], s.Name)
 			}
 		}
 	}
 	w.mu.Unlock()
-	for k, role := range want {
-		if have[k] != role {
-			report("RoleBinding %s binds %q, want %q", k, have[k], role)
+	for k, names := range want {
+		if got := sortedCopy(have[k]); !slices.Equal(got, sortedCopy(names)) {
+			report("RoleBindings of %s list %d subjects, want %d", k, len(got), len(names))
 		}
 	}
 	for k := range have {
@@ -405,9 +413,18 @@ func verify(ctx context.Context, c client.Client, w *world) ([]string, error) {
 			// Bindings in namespaces that are terminating may linger until the namespace goes.
 			ns := &corev1.Namespace{}
 			if err := c.Get(ctx, client.ObjectKey{Name: strings.SplitN(k, "/", 2)[0]}, ns); err == nil && ns.DeletionTimestamp.IsZero() {
-				report("RoleBinding %s should not exist", k)
+				report("RoleBindings of %s should not exist", k)
 			}
 		}
 	}
 	return problems, nil
+}
+
+// apiMembers are the organization's members as the harness created them.
+func (o *orgModel) apiMembers() []tenancyv1alpha1.OrganizationMember {
+	out := make([]tenancyv1alpha1.OrganizationMember, 0, len(o.members))
+	for _, name := range sortedKeys(o.members) {
+		out = append(out, *newMember(o.name, o.members[name]))
+	}
+	return out
 }
