@@ -311,7 +311,7 @@ var _ = Describe("Admission", Ordered, func() {
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: alice}},
 		}), `cannot create resource "rolebindings" in API group "rbac.authorization.k8s.io" in the namespace "globex-prod"`),
 		Entry("alice editing the operator's RoleBinding to widen it", func(ctx context.Context) error {
-			rb := get(ctx, client.ObjectKey{Namespace: "acme", Name: "org-member-bob"}, &rbacv1.RoleBinding{})
+			rb := get(ctx, client.ObjectKey{Namespace: "acme", Name: "org-operator:view"}, &rbacv1.RoleBinding{})
 			rb.Subjects = append(rb.Subjects, rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "carol"})
 			rb.RoleRef.Name = "cluster-admin"
 			return as(alice).Update(ctx, rb)

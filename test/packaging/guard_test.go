@@ -426,7 +426,7 @@ subjects: [{kind: User, apiGroup: rbac.authorization.k8s.io, name: carol@globex.
 			}
 			allowed(as("delete", "clusterrolebinding", "org-operator:organization:globex"))
 
-			By("members' RoleBindings in the organization's namespaces, patched, replaced and deleted as the member controller does")
+			By("members' shared RoleBindings in the organization's namespaces, patched, replaced and deleted as the organization controller does")
 			binding := func(ns, name, role, user string) string {
 				return fmt.Sprintf(`
 apiVersion: rbac.authorization.k8s.io/v1
@@ -434,25 +434,29 @@ kind: RoleBinding
 metadata:
   name: %s
   namespace: %s
-  labels: {tenancy.orgoperator.io/organization: globex, tenancy.orgoperator.io/member: carol, app.kubernetes.io/managed-by: org-operator}
+  labels: {tenancy.orgoperator.io/organization: globex, app.kubernetes.io/managed-by: org-operator}
   ownerReferences: %s
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %s}
 subjects: [{kind: User, apiGroup: rbac.authorization.k8s.io, name: %s}]`, name, ns, owner("globex"), role, user)
 			}
 			c.kubectl("label", "namespace", "plain", "tenancy.orgoperator.io/organization=globex").mustRun()
 			Eventually(func() error {
-				_, _, err := create(binding("plain", "org-member-carol", "view", "carol@globex.example")).run()
+				_, _, err := create(binding("plain", "org-operator:view", "view", "carol@globex.example")).run()
 				return err
 			}).Should(Succeed(), "the API server's namespace cache shows plain in globex soon")
-			allowed(create(binding("globex", "org-member-carol", "edit", "carol@globex.example")))
-			allowed(create(binding("globex", "org-admin-carol", "org-operator-organization-admin", "carol@globex.example")))
-			allowed(as("patch", "rolebinding", "-n", "plain", "org-member-carol", "--type=merge", "-p",
+			allowed(create(binding("globex", "org-operator:edit", "edit", "carol@globex.example")))
+			allowed(create(binding("globex", "org-operator:organization-admin", "org-operator-organization-admin", "carol@globex.example")))
+			allowed(as("patch", "rolebinding", "-n", "plain", "org-operator:view", "--type=merge", "-p",
 				`{"subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "carol"}]}`))
-			allowed(as("delete", "rolebinding", "-n", "globex", "org-member-carol"))
-			allowed(create(binding("globex", "org-member-carol", "admin", "carol@globex.example")))
+			allowed(as("delete", "rolebinding", "-n", "globex", "org-operator:edit"))
+			allowed(create(binding("globex", "org-operator:edit", "admin", "carol@globex.example")))
+			// A tenant's own binding in an organization namespace is not the operator's to delete.
+			c.kubectl("create", "rolebinding", "-n", "globex", "tenant-own", "--clusterrole=view", "--user=carol@globex.example").mustRun()
+			c.kubectl("label", "rolebinding", "-n", "globex", "tenant-own", "tenancy.orgoperator.io/organization=globex").mustRun()
+			denied(guardRBACDelete, as("delete", "rolebinding", "-n", "globex", "tenant-own"))
 			// A namespace that left the organization: its bindings go.
 			c.kubectl("label", "namespace", "plain", "tenancy.orgoperator.io/organization-").mustRun()
-			allowed(as("delete", "rolebinding", "-n", "plain", "org-member-carol"))
+			allowed(as("delete", "rolebinding", "-n", "plain", "org-operator:view"))
 
 			By("the quotas and container defaults of organization namespaces")
 			allowed(as("create", "resourcequota", "org-operator-namespace", "-n", "globex", "--hard=pods=10"))

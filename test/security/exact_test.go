@@ -250,11 +250,20 @@ var _ = Describe("Members who are not admins", func() {
 		for i := range before {
 			Expect(after[i].ResourceVersion).To(Equal(before[i].ResourceVersion), "member %s changed", after[i].Name)
 		}
-		rbs := &rbacv1.RoleBindingList{}
-		Expect(admin.List(ctx, rbs, client.MatchingLabels{tenancyv1alpha1.MemberLabel: "dave"})).To(Succeed())
-		for _, rb := range rbs.Items {
-			Expect(rb.RoleRef.Name).To(Equal("edit"), "dave got %s in %s", rb.RoleRef.Name, rb.Namespace)
-		}
+		// dave is bound as the member he is, and to nothing more.
+		Eventually(func(g Gomega) {
+			rbs := &rbacv1.RoleBindingList{}
+			g.Expect(admin.List(ctx, rbs, client.MatchingLabels{tenancyv1alpha1.OrganizationLabel: org})).To(Succeed())
+			var roles []string
+			for _, rb := range rbs.Items {
+				for _, s := range rb.Subjects {
+					if s.Name == "dave@"+org+".example" {
+						roles = append(roles, rb.Namespace+"/"+rb.RoleRef.Name)
+					}
+				}
+			}
+			g.Expect(roles).To(ConsistOf(org + "/edit"))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
 	})
 })
 

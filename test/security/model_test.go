@@ -257,14 +257,14 @@ var rules = []rule{
 		platform: allowed, alice: escalation, adam: rbac("create", "rolebindings"), operator: escalation}},
 	{"bind admin in beta-dev", createObj(binding("beta-dev", "sneak", "admin", alice)), map[string]outcome{
 		alice: rbac("create", "rolebindings"), carol: allowed, operator: allowed}},
-	{"widen the operator's binding of bob to cluster-admin", update(key("alpha-dev", "org-member-bob"), &rbacv1.RoleBinding{}, func(rb *rbacv1.RoleBinding) {
+	{"widen the operator's binding of bob to cluster-admin", update(key("alpha-dev", "org-operator:view"), &rbacv1.RoleBinding{}, func(rb *rbacv1.RoleBinding) {
 		rb.RoleRef.Name = "cluster-admin"
 	}), map[string]outcome{alice: escalation, dave: rbac("update", "rolebindings")}},
 	{"bind admin in namespace outside", createObj(binding("outside", "escape", "admin", operator)), map[string]outcome{
 		platform: allowed, alice: rbac("create", "rolebindings"), operator: guard}},
 	{"bind admin in kube-system", createObj(binding("kube-system", "escape", "admin", operator)), map[string]outcome{
 		alice: rbac("create", "rolebindings"), operator: guard}},
-	{"bind view in alpha-dev as the operator does", createObj(binding("alpha-dev", "org-member-vic", "view", "vic@alpha.example")), map[string]outcome{
+	{"bind view in alpha-dev as the operator does", createObj(binding("alpha-dev", "org-operator:view:2", "view", "vic@alpha.example")), map[string]outcome{
 		operator: allowed, dave: rbac("create", "rolebindings")}},
 
 	// ClusterRoles and ClusterRoleBindings: nobody but the platform, and the operator only for its reader objects.
