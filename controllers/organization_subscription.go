@@ -18,13 +18,18 @@ import (
 // events and the quota that holds an expired subscription.
 
 // setSubscriptionStatus writes status.subscription and SubscriptionActive, and emits an event when
-// the state changes.
+// the state changes. The first state an organization gets is in its status and makes no event:
+// events are writes too, and a new organization's one transition is to Ready.
 func (r *OrganizationReconciler) setSubscriptionStatus(s *organizationScope, w conditions.Writer) bool {
 	st := s.subscription
+	first := s.org.Status.Subscription == nil
 	s.org.Status.Subscription = &st
 	status, msg := subscriptionCondition(st)
 	if !w.Set(tenancyv1alpha1.SubscriptionActiveCondition, status, string(st.State), msg) {
 		return false
+	}
+	if first {
+		return true
 	}
 	eventType := corev1.EventTypeNormal
 	if status == metav1.ConditionFalse {
