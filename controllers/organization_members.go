@@ -96,7 +96,10 @@ func (r *OrganizationReconciler) applyRoleBindings(ctx context.Context, org *ten
 		switch {
 		case terminating[rb.Namespace]:
 		case membership.IsLegacy(rb):
-			legacy = append(legacy, rb)
+			// Only the organization's own: anyone who may edit a binding may also label it.
+			if ownedBy(rb, org) {
+				legacy = append(legacy, rb)
+			}
 		default:
 			have[membership.Key(rb)] = rb
 		}
@@ -148,6 +151,11 @@ func (r *OrganizationReconciler) applyRoleBindings(ctx context.Context, org *ten
 func collisionError(keys ...string) error {
 	return conditions.Stalled(tenancyv1alpha1.NameCollisionReason,
 		"RoleBindings %s exist and were not made by org-operator for this organization; remove or rename them", strings.Join(keys, ", "))
+}
+
+// ownedBy says whether obj has an owner reference to org.
+func ownedBy(obj metav1.Object, org *tenancyv1alpha1.Organization) bool {
+	return slices.ContainsFunc(obj.GetOwnerReferences(), func(ref metav1.OwnerReference) bool { return ref.UID == org.UID })
 }
 
 // gainsSubjects says whether want lists a subject that have does not.
