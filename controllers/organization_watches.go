@@ -2,10 +2,12 @@ package controllers
 
 import (
 	"context"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -42,11 +44,14 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 			builder.WithPredicates(namespaceChanged())).
 		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganizationSoon, builder.WithPredicates(memberChangedForOrganization())).
 		Owns(&rbacv1.ClusterRole{}).
-		Owns(&rbacv1.RoleBinding{}).
+		// The organization's own binding writes come back as events: delayed like member events,
+		// a burst of members arriving makes one rewrite of each shared binding per delay, not one
+		// per member. An edit by someone else is repaired as late.
+		Watches(&rbacv1.RoleBinding{}, enqueueAfter(burstDelay, controllingOrganization)).
 		Owns(&corev1.ResourceQuota{}).
 		Owns(&corev1.LimitRange{}).
 		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
-		Owns(&rbacv1.ClusterRoleBinding{}).
+		Watches(&rbacv1.ClusterRoleBinding{}, enqueueAfter(burstDelay, controllingOrganization)).
 		WatchesRawSource(&source.Informer{Informer: r.Pods.Informer(), Handler: toOrganizationSoon,
 			Predicates: []predicate.Predicate{podUsageChanged()}}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
@@ -67,6 +72,15 @@ func memberChangedForOrganization() predicate.Predicate {
 		return o.Generation != n.Generation || o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero() ||
 			controllerutil.ContainsFinalizer(o, tenancyv1alpha1.MemberFinalizer) != controllerutil.ContainsFinalizer(n, tenancyv1alpha1.MemberFinalizer)
 	})
+}
+
+// controllingOrganization maps an object to the Organization that controls it.
+func controllingOrganization(_ context.Context, o client.Object) []reconcile.Request {
+	ref := metav1.GetControllerOf(o)
+	if ref == nil || ref.Kind != "Organization" || !strings.HasPrefix(ref.APIVersion, tenancyv1alpha1.GroupVersion.Group+"/") {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: ref.Name}}}
 }
 
 // namespaceToOrganizations maps a namespace to the organization it is labelled into and to the
