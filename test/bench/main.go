@@ -42,6 +42,7 @@ type config struct {
 
 	idle     time.Duration
 	restart  bool
+	joins    int
 	pods     int
 	podDelta int
 
@@ -111,7 +112,7 @@ func parseFlags() (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	fs.StringVar(&cfg.manager, "manager", "bin/manager", "The manager binary to benchmark (make build).")
 	fs.StringVar(&cfg.binDir, "bin-dir", os.Getenv("KUBEBUILDER_ASSETS"), "Directory of etcd, kube-apiserver and kube-controller-manager (make control-plane); defaults to $KUBEBUILDER_ASSETS.")
-	fs.StringVar(&cfg.out, "out", "", "JSON results file; default bench/results/<date>-orgs<N>.json in the repository.")
+	fs.StringVar(&cfg.out, "out", "", "JSON results file (.json is added to a name without an extension), the Markdown summary next to it as .md; default bench/results/<date>-orgs<N>.json in the repository.")
 	fs.IntVar(&cfg.orgs, "orgs", 100, "Organizations to create.")
 	fs.IntVar(&cfg.members, "members", 5, "Members per organization.")
 	fs.IntVar(&cfg.admins, "admins", 1, "Of those, members with admin: true.")
@@ -124,6 +125,7 @@ func parseFlags() (*config, error) {
 	fs.StringVar(&cfg.managerArgs, "manager-args", "", "More manager flags, space-separated (e.g. -manager-args=--pprof-bind-address=127.0.0.1:6060).")
 	fs.DurationVar(&cfg.idle, "idle", 60*time.Second, "Idle window after convergence (the issue asks for 5m).")
 	fs.BoolVar(&cfg.restart, "restart", true, "After the idle window, restart the manager (a forced full resync) and count its writes.")
+	fs.IntVar(&cfg.joins, "joins", 5, "Join scenario: new namespaces labelled into the largest organization one at a time, then taken out again one at a time.")
 	fs.IntVar(&cfg.pods, "pods", 3000, "Pods to spread over the organizations' namespaces in the usage scenario.")
 	fs.IntVar(&cfg.podDelta, "pod-changes", 100, "Pods deleted and created (half each) after the usage has converged.")
 	fs.IntVar(&cfg.quotaLimit, "quota-limit", 50, "Quota burst: the organization-wide quota, in pods.")
@@ -133,7 +135,7 @@ func parseFlags() (*config, error) {
 	fs.IntVar(&cfg.quotaSequential, "quota-sequential", 100, "Quota scenario: pods created one at a time to measure the charging webhook's latency at concurrency 1.")
 	fs.IntVar(&cfg.quotaProbe, "quota-probe", 30, "Quota scenario: delete-then-create rounds of the refused-while-room-existed probe in a full organization.")
 	fs.BoolVar(&cfg.floor, "floor", true, "Before the manager starts, measure the floor on a control plane of its own: the converge scenario's creates and the operator's fewest writes, by 24 writers with no operator; converge is reported as a ratio to it.")
-	scenarios := fs.String("scenarios", "converge,idle,churn,usage,quota", "Scenarios to run, in this order; idle, churn and usage need converge.")
+	scenarios := fs.String("scenarios", "converge,idle,join,churn,usage,quota", "Scenarios to run, in this order; idle, join, churn and usage need converge.")
 	fs.DurationVar(&cfg.poll, "poll", 0, "Interval of the convergence poll (a List of organizations and of members); default 250ms, plus 1ms per organization.")
 	fs.DurationVar(&cfg.phaseTimeout, "phase-timeout", 0, "Longest wait for one scenario to converge; default 2m plus 0.6s per organization.")
 	fs.DurationVar(&cfg.timeout, "timeout", 90*time.Minute, "Longest run as a whole.")
@@ -176,18 +178,21 @@ func parseFlags() (*config, error) {
 	if cfg.quotaSequential < 1 || cfg.quotaProbe < 1 {
 		return nil, errors.New("need -quota-sequential and -quota-probe >= 1")
 	}
+	if cfg.joins < 1 {
+		return nil, errors.New("need -joins >= 1")
+	}
 	cfg.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scenarios, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "converge", "idle", "churn", "usage", "quota":
+		case "converge", "idle", "join", "churn", "usage", "quota":
 			cfg.scenarios[s] = true
 		case "":
 		default:
 			return nil, fmt.Errorf("unknown scenario %q", s)
 		}
 	}
-	if !cfg.scenarios["converge"] && (cfg.scenarios["idle"] || cfg.scenarios["churn"] || cfg.scenarios["usage"]) {
-		return nil, errors.New("idle, churn and usage need the converge scenario")
+	if !cfg.scenarios["converge"] && (cfg.scenarios["idle"] || cfg.scenarios["join"] || cfg.scenarios["churn"] || cfg.scenarios["usage"]) {
+		return nil, errors.New("idle, join, churn and usage need the converge scenario")
 	}
 	if cfg.phaseTimeout == 0 {
 		cfg.phaseTimeout = 2*time.Minute + time.Duration(cfg.orgs)*600*time.Millisecond
@@ -197,6 +202,10 @@ func parseFlags() (*config, error) {
 	}
 	if cfg.out == "" {
 		cfg.out = filepath.Join(cfg.repo, "bench", "results", fmt.Sprintf("%s-orgs%d.json", time.Now().Format("2006-01-02"), cfg.orgs))
+	}
+	// A name without an extension would give a JSON file without one, and its summary the .md.
+	if filepath.Ext(cfg.out) == "" {
+		cfg.out += ".json"
 	}
 	return cfg, nil
 }
@@ -266,6 +275,8 @@ func runBench(ctx context.Context, cfg *config, workDir string) (*Result, error)
 	res.Machine.LoadAvgEnd = loadAvg()
 	res.CPUSecondsByProcess = diffFloat(cpuStart, descendantCPU())
 	_, res.Operator.CPUSeconds = mgr.sample()
+	// The manager's accounting adds up over restarts; /proc only knows the process running now.
+	res.CPUSecondsByProcess[managerComm(cfg)] = round1(res.Operator.CPUSeconds)
 	rss, heap := smp.overall()
 	mgr.mu.Lock()
 	res.Operator.PeakRSSMiB = round1(float64(max(mgr.hwmKiB, rss)) / 1024)
@@ -296,6 +307,7 @@ func (b *bench) runScenarios(ctx context.Context) error {
 	}{
 		{"converge", b.converge},
 		{"idle", b.idle},
+		{"join", b.join},
 		{"churn", b.churn},
 		{"usage", b.usage},
 		{"quota", b.quotaBurst},

@@ -62,6 +62,7 @@ func markdown(r *Result) string {
 	}
 
 	w("%s", quotaMarkdown(r))
+	w("%s", changesMarkdown(r))
 
 	for _, p := range r.Phases {
 		if len(p.TimeToReady) > 0 {

@@ -149,10 +149,23 @@ type Phase struct {
 	// StatusPatchCauses says, by resource, what the operator's status patches changed (a patch
 	// that changes several fields counts under each).
 	StatusPatchCauses map[string]map[string]int `json:"statusPatchCauses,omitempty"`
-	Extra             map[string]any            `json:"extra,omitempty"`
-	Notes             []string                  `json:"notes,omitempty"`
+	// Changes are the phase's changes one by one, for phases that make them one at a time.
+	Changes []Change       `json:"changes,omitempty"`
+	Extra   map[string]any `json:"extra,omitempty"`
+	Notes   []string       `json:"notes,omitempty"`
 
 	records []auditRecord
+}
+
+// Change is one change of a phase that makes them one at a time, measured from the change until
+// the operator was quiet again.
+type Change struct {
+	What string `json:"what"`
+	// Seconds is from the change until the poll that saw it converged.
+	Seconds   float64        `json:"seconds"`
+	Converged bool           `json:"converged"`
+	Writes    int            `json:"writes"`
+	ByRequest map[string]int `json:"byRequest"`
 }
 
 type Percentiles struct {
@@ -332,12 +345,8 @@ func (b *bench) finish(pr *phaseRun, end time.Time, restarted bool) *Phase {
 	_, cpu := b.mgr.sample()
 	p.OperatorCPUSeconds = round1(cpu - pr.cpu)
 	// By process name, a restarted manager would count from its own start: use the manager's
-	// accounting, which adds up over restarts. /proc truncates command names to 15 bytes.
-	comm := filepath.Base(b.cfg.manager)
-	if len(comm) > 15 {
-		comm = comm[:15]
-	}
-	p.CPUSecondsByProcess[comm] = p.OperatorCPUSeconds
+	// accounting, which adds up over restarts.
+	p.CPUSecondsByProcess[managerComm(b.cfg)] = p.OperatorCPUSeconds
 	rss, heap := b.smp.resetPeaks()
 	p.PeakRSSMiB = round1(float64(rss) / 1024)
 	p.PeakHeapInuseMiB = round1(heap / (1 << 20))
@@ -345,6 +354,12 @@ func (b *bench) finish(pr *phaseRun, end time.Time, restarted bool) *Phase {
 	logf("Phase %s: %.1fs (converged %v), operator writes %d (%.1f per %s), reads %d, events %d",
 		p.Name, p.Seconds, p.Converged, p.Operator.Writes, p.WritesPerUnit, p.UnitName, p.Operator.Reads, p.Operator.Events)
 	return p
+}
+
+// managerComm is the manager's process name as /proc has it: truncated to 15 bytes.
+func managerComm(cfg *config) string {
+	comm := filepath.Base(cfg.manager)
+	return comm[:min(len(comm), 15)]
 }
 
 // waitQuiet waits until the manager's work queues are empty, its reconcile counters stand still

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -223,8 +224,7 @@ func (c check) evaluate(w *world, s *snapshot) (ready map[string]bool, pending [
 			continue
 		}
 		v := s.orgs[o.name]
-		ok := v != nil && v.ready() && int(v.Status.MemberCount) == o.liveMembers() &&
-			slices.Equal(sortedCopy(v.Status.Namespaces), o.namespaces)
+		ok := o.convergedIn(v)
 		key := "org/" + o.name
 		if ok && c.usage {
 			pods, cpu, mem := o.usage()
@@ -258,6 +258,14 @@ func (c check) evaluate(w *world, s *snapshot) (ready map[string]bool, pending [
 	}
 	sort.Strings(pending)
 	return ready, pending
+}
+
+// convergedIn says whether the organization as the API server has it (nil: absent) is Ready
+// for its generation with the members and namespaces the world gave it. The caller holds the
+// world's lock.
+func (o *orgModel) convergedIn(v *slimObject) bool {
+	return v != nil && v.ready() && int(v.Status.MemberCount) == o.liveMembers() &&
+		slices.Equal(sortedCopy(v.Status.Namespaces), o.namespaces)
 }
 
 func sortedCopy(in []string) []string {
@@ -364,14 +372,7 @@ func verify(ctx context.Context, c client.Client, w *world) ([]string, error) {
 	if err := c.List(ctx, bindings, client.MatchingLabels{tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue}); err != nil {
 		return nil, err
 	}
-	// namespace/clusterRole -> the subjects its bindings list, all shards together
-	have := map[string][]string{}
-	for _, rb := range bindings.Items {
-		key := rb.Namespace + "/" + rb.RoleRef.Name
-		for _, s := range rb.Subjects {
-			have[key] = append(have[key], s.Name)
-		}
-	}
+	have := subjectsByRole(bindings.Items)
 	crbs := &rbacv1.ClusterRoleBindingList{}
 	if err := c.List(ctx, crbs, client.MatchingLabels{tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue}); err != nil {
 		return nil, err
@@ -395,18 +396,11 @@ func verify(ctx context.Context, c client.Client, w *world) ([]string, error) {
 		if n, ok := subjects[membership.ReaderRoleName(o.name)]; !ok || n != len(o.members) {
 			report("ClusterRoleBinding of %s has %d subjects, want %d (present: %v)", o.name, n, len(o.members), ok)
 		}
-		for _, b := range membership.Plan(o.apiMembers(), nil).RoleBindings(newOrganization(o.name), o.namespaces) {
-			key := b.Namespace + "/" + b.RoleRef.Name
-			for _, s := range b.Subjects {
-				want[key] = append(want[key], s.Name)
-			}
-		}
+		maps.Copy(want, o.wantedSubjects(o.namespaces))
 	}
 	w.mu.Unlock()
-	for k, names := range want {
-		if got := sortedCopy(have[k]); !slices.Equal(got, sortedCopy(names)) {
-			report("RoleBindings of %s list %d subjects, want %d", k, len(got), len(names))
-		}
+	for _, k := range differentSubjects(want, have) {
+		report("RoleBindings of %s list %d subjects, want %d", k, len(have[k]), len(want[k]))
 	}
 	for k := range have {
 		if _, ok := want[k]; !ok {
@@ -427,4 +421,35 @@ func (o *orgModel) apiMembers() []tenancyv1alpha1.OrganizationMember {
 		out = append(out, *newMember(o.name, o.members[name]))
 	}
 	return out
+}
+
+// subjectsByRole maps "namespace/clusterRole" to the subjects the bindings list, all shards of
+// the role together.
+func subjectsByRole(bindings []rbacv1.RoleBinding) map[string][]string {
+	out := map[string][]string{}
+	for _, rb := range bindings {
+		key := rb.Namespace + "/" + rb.RoleRef.Name
+		for _, s := range rb.Subjects {
+			out[key] = append(out[key], s.Name)
+		}
+	}
+	return out
+}
+
+// wantedSubjects is subjectsByRole of the RoleBindings the organization's members should have in
+// the given namespaces (membership.Plan, as the operator computes it).
+func (o *orgModel) wantedSubjects(namespaces []string) map[string][]string {
+	return subjectsByRole(membership.Plan(o.apiMembers(), nil).RoleBindings(newOrganization(o.name), namespaces))
+}
+
+// differentSubjects returns, sorted, the keys of want whose subjects have does not list exactly.
+func differentSubjects(want, have map[string][]string) []string {
+	var keys []string
+	for k, names := range want {
+		if !slices.Equal(sortedCopy(have[k]), sortedCopy(names)) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }
