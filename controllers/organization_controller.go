@@ -69,6 +69,9 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	defer func() {
 		retErr = r.updateStatus(ctx, s, retErr)
 		patch.RequeueOnConflict(patch.StatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status), &result, &retErr)
+		if result.RequeueAfter == patch.ConflictRetry {
+			result.RequeueAfter = conflictRetry(org)
+		}
 	}()
 	if err != nil {
 		return ctrl.Result{}, err

@@ -15,7 +15,6 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
-	"github.com/orgoperator/org-operator/internal/patch"
 	"github.com/orgoperator/org-operator/internal/subscription"
 	"github.com/orgoperator/org-operator/internal/tenancy"
 )
@@ -162,7 +161,7 @@ func (s *organizationScope) requeueAfter() time.Duration {
 	}
 	wait := earliest(untilBoundary, untilLedger)
 	if s.memberConflict.Load() {
-		wait = earliest(wait, patch.ConflictRetry)
+		wait = earliest(wait, conflictRetry(s.org))
 	}
 	return wait
 }

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/ledger"
+	"github.com/orgoperator/org-operator/internal/patch"
 	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/tenancy"
 )
@@ -38,20 +40,25 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 	toOrganizationSoon := enqueueAfter(burstDelay, func(ctx context.Context, o client.Object) []reconcile.Request {
 		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
 	})
+	// A large organization's member events wait longer: each reconcile then rewrites bindings that
+	// list every member, and a stream of new members folds into fewer rewrites.
+	toOrganizationBySize := enqueueAfterFunc(r.memberBurstDelay, func(ctx context.Context, o client.Object) []reconcile.Request {
+		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
+	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1alpha1.Organization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ledger.ChargeAdded()))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceToOrganizations),
 			builder.WithPredicates(namespaceChanged())).
-		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganizationSoon, builder.WithPredicates(memberChangedForOrganization())).
+		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganizationBySize, builder.WithPredicates(memberChangedForOrganization())).
 		Owns(&rbacv1.ClusterRole{}).
 		// The organization's own binding writes come back as events: delayed like member events,
 		// a burst of members arriving makes one rewrite of each shared binding per delay, not one
 		// per member. An edit by someone else is repaired as late.
-		Watches(&rbacv1.RoleBinding{}, enqueueAfter(burstDelay, controllingOrganization)).
+		Watches(&rbacv1.RoleBinding{}, enqueueAfterFunc(r.memberBurstDelay, controllingOrganization)).
 		Owns(&corev1.ResourceQuota{}).
 		Owns(&corev1.LimitRange{}).
 		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
-		Watches(&rbacv1.ClusterRoleBinding{}, enqueueAfter(burstDelay, controllingOrganization)).
+		Watches(&rbacv1.ClusterRoleBinding{}, enqueueAfterFunc(r.memberBurstDelay, controllingOrganization)).
 		WatchesRawSource(&source.Informer{Informer: r.Pods.Informer(), Handler: toOrganizationSoon,
 			Predicates: []predicate.Predicate{podUsageChanged()}}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
@@ -72,6 +79,38 @@ func memberChangedForOrganization() predicate.Predicate {
 		return o.Generation != n.Generation || o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero() ||
 			controllerutil.ContainsFinalizer(o, tenancyv1alpha1.MemberFinalizer) != controllerutil.ContainsFinalizer(n, tenancyv1alpha1.MemberFinalizer)
 	})
+}
+
+// membersPerBurstDelay and maxMemberBurstDelay scale the delay of member events: one burstDelay
+// more per membersPerBurstDelay members, at most maxMemberBurstDelay.
+const (
+	membersPerBurstDelay = 250
+	maxMemberBurstDelay  = 5 * time.Second
+)
+
+// memberBurstDelay is how long a member event waits before it reconciles its organization: the
+// burst delay, longer for organizations with many members (as their status last counted them).
+func (r *OrganizationReconciler) memberBurstDelay(ctx context.Context, req reconcile.Request) time.Duration {
+	org := &tenancyv1alpha1.Organization{}
+	if err := r.Get(ctx, req.NamespacedName, org); err != nil {
+		return burstDelay
+	}
+	return burstDelayFor(org)
+}
+
+func burstDelayFor(org *tenancyv1alpha1.Organization) time.Duration {
+	return min(burstDelay*time.Duration(1+org.Status.MemberCount/membersPerBurstDelay), maxMemberBurstDelay)
+}
+
+// conflictRetry is how soon an organization whose status write lost a race comes back. A large
+// organization's writes race the member webhook's admission records at every member created: it
+// comes back after its burst delay, so that a stream of members does not turn each lost race
+// into another rewrite of its shared bindings.
+func conflictRetry(org *tenancyv1alpha1.Organization) time.Duration {
+	if d := burstDelayFor(org); d > burstDelay {
+		return d
+	}
+	return patch.ConflictRetry
 }
 
 // controllingOrganization maps an object to the Organization that controls it.

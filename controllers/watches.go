@@ -25,9 +25,14 @@ const burstDelay = time.Second
 // them after delay. A request already waiting keeps its earlier time, so events within the delay
 // fold into one reconcile.
 func enqueueAfter(delay time.Duration, fn handler.MapFunc) handler.EventHandler {
+	return enqueueAfterFunc(func(context.Context, reconcile.Request) time.Duration { return delay }, fn)
+}
+
+// enqueueAfterFunc is enqueueAfter with a delay chosen per request.
+func enqueueAfterFunc(delay func(context.Context, reconcile.Request) time.Duration, fn handler.MapFunc) handler.EventHandler {
 	add := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		for _, req := range fn(ctx, o) {
-			q.AddAfter(req, delay)
+			q.AddAfter(req, delay(ctx, req))
 		}
 	}
 	return handler.Funcs{
