@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -30,6 +31,10 @@ import (
 // namespaces, or members, are independent, and a reconcile then takes a few round trips instead
 // of one per object.
 const maxParallelWrites = 8
+
+// collisionRecheck is how often an organization whose binding names someone else holds looks
+// again whether they are free.
+const collisionRecheck = 30 * time.Second
 
 // reconcileMembers gives the organization's members their access: one RoleBinding per namespace
 // and ClusterRole lists every member that holds it (membership.Plan), the reader
@@ -61,6 +66,9 @@ func (r *OrganizationReconciler) reconcileMembers(ctx context.Context, s *organi
 	collisions := r.applyRoleBindings(ctx, s.org, current, desired, terminating)
 	if _, stalled := conditions.AsStalled(collisions); collisions != nil && !stalled {
 		return collisions
+	} else if stalled {
+		// The operator caches only its own bindings: the one in the way going makes no event.
+		s.lookAgainAfter = collisionRecheck
 	}
 	if err := r.reconcileReaderAccess(ctx, s); err != nil {
 		return err

@@ -46,6 +46,8 @@ type organizationScope struct {
 	deletionBlocked []string
 	// memberConflict: a member's status write met a newer version; the reconcile runs again soon.
 	memberConflict atomic.Bool
+	// lookAgainAfter, when set, is when to look again at something no watch reports.
+	lookAgainAfter time.Duration
 }
 
 // homeProblem is why an organization has no home namespace.
@@ -159,7 +161,7 @@ func (s *organizationScope) requeueAfter() time.Duration {
 	if s.quotas != nil {
 		untilLedger = s.quotas.untilLedgerCheck
 	}
-	wait := earliest(untilBoundary, untilLedger)
+	wait := earliest(earliest(untilBoundary, untilLedger), s.lookAgainAfter)
 	if s.memberConflict.Load() {
 		wait = earliest(wait, conflictRetry(s.org))
 	}

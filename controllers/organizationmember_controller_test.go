@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -164,6 +165,61 @@ var _ = Describe("Members' access", func() {
 		err := k8s.Get(ctx, client.ObjectKey{Namespace: org, Name: "org-operator:organization-admin"}, rb)
 		Expect(client.IgnoreNotFound(err)).To(Succeed())
 		Expect(err).To(HaveOccurred(), "a binding of no one is removed, not left empty")
+	})
+
+	It("leaves a squatted binding name alone, reports it and binds the other namespaces", func(ctx SpecContext) {
+		Expect(k8s.Create(ctx, newMember(org, "gus", "gus@example.com", false, tenancyv1alpha1.KubernetesRoleView))).To(Succeed())
+		expectMemberReady(ctx, org, "gus")
+		// A tenant prepares a namespace with a binding of the operator's name, then joins it.
+		squat := org + "-squat"
+		Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: squat}})).To(Succeed())
+		squatter := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: squat, Name: "org-operator:view"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "mallory@example.com"}},
+		}
+		Expect(k8s.Create(ctx, squatter)).To(Succeed())
+		Expect(k8s.Create(ctx, labelledNamespace(org+"-prod", org))).To(Succeed())
+		ns := &corev1.Namespace{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: squat}, ns)).To(Succeed())
+		ns.Labels = map[string]string{tenancyv1alpha1.OrganizationLabel: org}
+		Expect(k8s.Update(ctx, ns)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			ready := condition(getOrg(g, org).Status.Conditions, tenancyv1alpha1.ReadyCondition)
+			g.Expect(ready.Reason).To(Equal(tenancyv1alpha1.NameCollisionReason))
+			g.Expect(ready.Message).To(ContainSubstring(squat + "/org-operator:view"))
+			g.Expect(subjectBindings(g, org, "gus@example.com")).To(HaveKey(org + "-prod/org-operator:view"))
+		}).Should(Succeed())
+		have := &rbacv1.RoleBinding{}
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(squatter), have)).To(Succeed())
+		Expect(have.Subjects).To(Equal(squatter.Subjects), "someone else's binding is not rewritten")
+		Expect(have.ResourceVersion).To(Equal(squatter.ResourceVersion))
+
+		By("once the squatter's binding goes, the namespace is bound and the organization Ready")
+		Expect(k8s.Delete(ctx, have)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(subjectBindings(g, org, "gus@example.com")).To(HaveKey(squat + "/org-operator:view"))
+		}).WithTimeout(time.Minute).Should(Succeed(), "the organization looks again every 30 s")
+		expectOrgReady(ctx, org)
+	})
+
+	It("deletes no binding labelled like the older model's unless the organization owns it", func(ctx SpecContext) {
+		Expect(k8s.Create(ctx, newMember(org, "hal", "hal@example.com", false, tenancyv1alpha1.KubernetesRoleView))).To(Succeed())
+		// A tenant's own binding, labelled as if the operator had made it for a member.
+		decoy := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: org + "-dev", Name: "org-member-hal", Labels: map[string]string{
+				tenancyv1alpha1.OrganizationLabel: org, tenancyv1alpha1.MemberLabel: "hal", tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue,
+			}},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "ci@example.com"}},
+		}
+		Expect(k8s.Create(ctx, decoy)).To(Succeed())
+		expectMemberReady(ctx, org, "hal")
+		Expect(subjectBindings(Default, org, "hal@example.com")).To(HaveKey(org + "-dev/org-operator:view"))
+		Consistently(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(decoy), &rbacv1.RoleBinding{})).To(Succeed())
+		}).WithTimeout(3 * time.Second).Should(Succeed())
 	})
 
 	It("replaces the per-member bindings of the older model without a moment without access", func(ctx SpecContext) {
