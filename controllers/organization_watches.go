@@ -77,7 +77,7 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 func memberChangedForOrganization() predicate.Predicate {
 	return changedOnUpdate(func(o, n *tenancyv1alpha1.OrganizationMember) bool {
 		return o.Generation != n.Generation || o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero() ||
-			controllerutil.ContainsFinalizer(o, tenancyv1alpha1.MemberFinalizer) != controllerutil.ContainsFinalizer(n, tenancyv1alpha1.MemberFinalizer)
+			controllerutil.ContainsFinalizer(o, tenancyv1alpha1.MemberFinalizer) && !controllerutil.ContainsFinalizer(n, tenancyv1alpha1.MemberFinalizer)
 	})
 }
 

@@ -103,25 +103,19 @@ func (r *OrganizationMemberReconciler) orphaned(ctx context.Context, member *ten
 func (r *OrganizationMemberReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1alpha1.OrganizationMember{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToMembers),
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.membersOfHome),
 			builder.WithPredicates(namespaceChanged())).
-		Watches(&tenancyv1alpha1.Organization{}, handler.EnqueueRequestsFromMapFunc(r.organizationToMembers),
+		Watches(&tenancyv1alpha1.Organization{}, handler.EnqueueRequestsFromMapFunc(r.membersOfHome),
 			builder.WithPredicates(organizationLifecycle())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Named("organizationmember").
 		Complete(r)
 }
 
-// namespaceToMembers maps a namespace that becomes or stops being a home to the members in it.
-func (r *OrganizationMemberReconciler) namespaceToMembers(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.membersOf(ctx, o.GetName())
-}
-
-func (r *OrganizationMemberReconciler) organizationToMembers(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.membersOf(ctx, o.GetName())
-}
-
-func (r *OrganizationMemberReconciler) membersOf(ctx context.Context, homeNamespace string) []reconcile.Request {
+// membersOfHome maps a namespace, or the organization named after it, to the members in that
+// namespace: an organization's home namespace bears its name.
+func (r *OrganizationMemberReconciler) membersOfHome(ctx context.Context, o client.Object) []reconcile.Request {
+	homeNamespace := o.GetName()
 	list := &tenancyv1alpha1.OrganizationMemberList{}
 	if err := r.List(ctx, list, client.InNamespace(homeNamespace)); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing members to requeue", "namespace", homeNamespace)

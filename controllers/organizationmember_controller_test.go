@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -289,7 +290,7 @@ var _ = Describe("Members' access", func() {
 						}
 					}
 				}
-				done = len(state) == 3 && !slices.ContainsFunc(mapValues(state), func(rb rbacv1.RoleBinding) bool { return membership.IsLegacy(&rb) })
+				done = len(state) == 3 && !slices.ContainsFunc(slices.Collect(maps.Values(state)), func(rb rbacv1.RoleBinding) bool { return membership.IsLegacy(&rb) })
 			case <-ctx.Done():
 				Fail("the watch did not show the migration end")
 			}
@@ -352,12 +353,4 @@ func grants(state map[string]rbacv1.RoleBinding, namespace, user, clusterRole st
 		}
 	}
 	return false
-}
-
-func mapValues[K comparable, V any](m map[K]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
