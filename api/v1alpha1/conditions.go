@@ -18,6 +18,10 @@ const (
 	// RoleBindingsReadyCondition is True when a member has exactly the RoleBindings its role asks for.
 	RoleBindingsReadyCondition = "RoleBindingsReady"
 
+	// NamespaceReadyCondition is True when a project's namespace exists, belongs to the project
+	// and has the organization's quotas and RoleBindings.
+	NamespaceReadyCondition = "NamespaceReady"
+
 	// StalledCondition is present, and True, only while the object cannot make progress without
 	// someone changing something (a name taken by a namespace, a missing plan or organization). Its
 	// reason and message are Ready's. kstatus reports such objects as Failed rather than InProgress.
@@ -49,6 +53,10 @@ const (
 	// NameCollisionReason: a namespace with the organization's name exists and belongs to
 	// someone else. Rename the organization or remove that namespace.
 	NameCollisionReason = "NameCollision"
+
+	// NamespaceNotAdoptedReason: a project names a namespace that exists outside the organization.
+	// A platform admin labels it into the organization and the project to adopt it.
+	NamespaceNotAdoptedReason = "NamespaceNotAdopted"
 
 	// ReservedNameReason: the organization's name is reserved for the system.
 	ReservedNameReason = "ReservedName"

@@ -11,6 +11,11 @@ const (
 	// it, where its OrganizationMembers live.
 	HomeNamespaceLabel = "tenancy.orgoperator.io/home"
 
+	// ProjectLabel on a namespace names the OrganizationProject, in the home namespace of the
+	// organization OrganizationLabel names, whose namespace it is. Only platform admins and the
+	// operator may set, change or remove it.
+	ProjectLabel = "tenancy.orgoperator.io/project"
+
 	// MemberLabel named the OrganizationMember a per-member RoleBinding was created for, before
 	// members shared one RoleBinding per namespace and role. The operator removes such bindings
 	// once the shared ones are in place.

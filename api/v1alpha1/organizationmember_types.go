@@ -53,7 +53,8 @@ type OrganizationMemberSpec struct {
 type AccessScope string
 
 const (
-	// AccessScopeOrganization: every namespace of the organization, the home namespace included.
+	// AccessScopeOrganization: every namespace of the organization, the home namespace included,
+	// but the projects where the member has another role (status.projects).
 	AccessScopeOrganization AccessScope = "Organization"
 	// AccessScopeHome: the organization's home namespace only.
 	AccessScopeHome AccessScope = "Home"
@@ -75,6 +76,28 @@ type MemberAccess struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=253
 	RoleBinding string `json:"roleBinding"`
+}
+
+// ProjectAccess is a member's role in a project that gives it a role other than its kubernetesRole.
+type ProjectAccess struct {
+	// project is the OrganizationProject's name.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Project string `json:"project"`
+
+	// namespace is the project's namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+
+	// kubernetesRole is the role bound in the project's namespace; None binds nothing.
+	// +required
+	KubernetesRole KubernetesRole `json:"kubernetesRole"`
+
+	// roleBinding is the name of the RoleBinding that lists the member there; empty for None.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	RoleBinding string `json:"roleBinding,omitempty"`
 }
 
 // OrganizationMemberStatus is what the operator observed about a member.
@@ -103,6 +126,14 @@ type OrganizationMemberStatus struct {
 	// +listMapKey=namespaces
 	// +kubebuilder:validation:MaxItems=16
 	Access []MemberAccess `json:"access,omitempty"`
+
+	// projects lists the projects where the member has a role other than its kubernetesRole, and
+	// the role bound there; status.access holds everywhere else.
+	// +optional
+	// +listType=map
+	// +listMapKey=project
+	// +kubebuilder:validation:MaxItems=1000
+	Projects []ProjectAccess `json:"projects,omitempty"`
 
 	// joinedAt is when the member first became Ready.
 	// +optional
