@@ -70,11 +70,15 @@ var _ = Describe("An idle reconcile", func() {
 		expectOrgReady(ctx, org) // the operator has created the home namespace the member goes in
 		Expect(k8s.Create(ctx, newMember(org, "ivy", "ivy@example.com", true, tenancyv1alpha1.KubernetesRoleEdit))).To(Succeed())
 		Expect(k8s.Create(ctx, pod(org, "p", "100m", "64Mi"))).To(Succeed())
+		Expect(k8s.Create(ctx, newProject(org, "web",
+			tenancyv1alpha1.ProjectMember{Name: "ivy", KubernetesRole: tenancyv1alpha1.KubernetesRoleAdmin}))).To(Succeed())
 		expectMemberReady(ctx, org, "ivy")
+		expectProjectReady(ctx, org, "web")
 		Eventually(func(g Gomega) {
 			o := getOrg(g, org)
 			g.Expect(o.Status.Usage.Pods).To(BeEquivalentTo(1))
-			g.Expect(o.Status.Namespaces).To(HaveLen(2))
+			g.Expect(o.Status.Namespaces).To(HaveLen(3))
+			g.Expect(getMember(g, org, "ivy").Status.Projects).To(HaveLen(1))
 		}).Should(Succeed())
 		expectOrgReady(ctx, org)
 		// Wait until the operator has nothing left to do: the organization, its reader binding and
@@ -84,7 +88,8 @@ var _ = Describe("An idle reconcile", func() {
 				crb := &rbacv1.ClusterRoleBinding{}
 				g.Expect(k8s.Get(ctx, client.ObjectKey{Name: membership.ReaderRoleName(org)}, crb)).To(Succeed())
 				g.Expect(crb.Subjects).To(HaveLen(1))
-				return []string{getOrg(g, org).ResourceVersion, getMember(g, org, "ivy").ResourceVersion, crb.ResourceVersion}
+				return []string{getOrg(g, org).ResourceVersion, getMember(g, org, "ivy").ResourceVersion,
+					getProject(g, org, "web").ResourceVersion, crb.ResourceVersion}
 			}
 			first := versions()
 			time.Sleep(time.Second)
@@ -98,6 +103,9 @@ var _ = Describe("An idle reconcile", func() {
 			m := &tenancyv1alpha1.OrganizationMember{}
 			g.Expect(mgrClient.Get(ctx, client.ObjectKey{Namespace: org, Name: "ivy"}, m)).To(Succeed())
 			g.Expect(m.Status).To(Equal(getMember(g, org, "ivy").Status))
+			p := &tenancyv1alpha1.OrganizationProject{}
+			g.Expect(mgrClient.Get(ctx, client.ObjectKey{Namespace: org, Name: "web"}, p)).To(Succeed())
+			g.Expect(p.Status).To(Equal(getProject(g, org, "web").Status))
 		}).Should(Succeed())
 
 		counter := &writeCounter{Client: mgrClient}

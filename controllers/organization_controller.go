@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -79,7 +80,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if deleting {
 		return ctrl.Result{}, r.reconcileDelete(ctx, s)
 	}
-	err = runPhases(ctx, s, r.reconcileHomeNamespace, r.observeUsage, r.reconcileMembers, r.reconcileQuotas)
+	err = runPhases(ctx, s, r.reconcileHomeNamespace, r.reconcileProjects, r.observeUsage, r.reconcileMembers, r.reconcileQuotas, r.reportProjects)
 	// Subscriptions change state, and reservations fall due, at known moments: come back
 	// exactly then, not before.
 	return ctrl.Result{RequeueAfter: s.requeueAfter()}, err
@@ -128,9 +129,10 @@ func (r *OrganizationReconciler) reconcileDelete(ctx context.Context, s *organiz
 			log.Info("Deletion blocked", "blocking", blocking)
 			return nil
 		}
-		// Namespaces that joined by label belong to whoever labelled them; only the home namespace goes.
+		// Namespaces that joined by label belong to whoever labelled them; only those the operator
+		// made, the home namespace and the projects', go.
 		for _, ns := range namespaces {
-			if tenancy.IsHome(&ns, org) {
+			if metav1.IsControlledBy(&ns, org) {
 				toDelete = append(toDelete, ns)
 			}
 		}

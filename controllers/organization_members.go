@@ -55,13 +55,20 @@ func (r *OrganizationReconciler) reconcileMembers(ctx context.Context, s *organi
 		}
 	}
 	access := membership.Plan(s.members, home)
+	projects := s.projectAccess(current)
 	terminating := map[string]bool{}
 	for _, ns := range s.namespaces {
 		if !notTerminating(&ns) {
 			terminating[ns.Name] = true
 		}
 	}
-	desired := access.RoleBindings(s.org, s.activeNamespaces())
+	orgWide := slices.DeleteFunc(s.activeNamespaces(), func(ns string) bool {
+		return slices.ContainsFunc(projects, func(pa projectAccess) bool { return pa.namespace == ns })
+	})
+	desired := access.RoleBindings(s.org, orgWide)
+	for _, pa := range projects {
+		desired = append(desired, pa.access.RoleBindings(s.org, []string{pa.namespace})...)
+	}
 	// A binding someone else holds the name of is left alone and reported; the others are applied.
 	collisions := r.applyRoleBindings(ctx, s.org, current, desired, terminating)
 	if _, stalled := conditions.AsStalled(collisions); collisions != nil && !stalled {
@@ -76,10 +83,31 @@ func (r *OrganizationReconciler) reconcileMembers(ctx context.Context, s *organi
 	if err := r.releaseMembers(ctx, s.members); err != nil {
 		return err
 	}
-	if err := r.updateMemberStatuses(ctx, s, access); err != nil {
+	if err := r.updateMemberStatuses(ctx, s, access, projects); err != nil {
 		return err
 	}
 	return collisions
+}
+
+// projectAccess plans the access of each project that gives roles of its own and has its
+// namespace, from the bindings that namespace has now (current holds the organization's).
+func (s *organizationScope) projectAccess(current []rbacv1.RoleBinding) []projectAccess {
+	var out []projectAccess
+	for i := range s.projects {
+		p := &s.projects[i]
+		ns, roles := s.projectOutcomes[p.Name].namespace, projectRoles(p)
+		if ns == "" || roles == nil {
+			continue
+		}
+		var here []rbacv1.RoleBinding
+		for _, rb := range current {
+			if rb.Namespace == ns && !membership.IsLegacy(&rb) {
+				here = append(here, rb)
+			}
+		}
+		out = append(out, projectAccess{project: p, namespace: ns, roles: roles, access: membership.PlanProject(s.members, roles, here)})
+	}
+	return out
 }
 
 // organizationRoleBindings lists, from the cache, the RoleBindings the operator made for the
@@ -254,7 +282,7 @@ func (r *OrganizationReconciler) releaseMembers(ctx context.Context, members []t
 }
 
 // updateMemberStatuses writes the status of each member whose access or conditions changed.
-func (r *OrganizationReconciler) updateMemberStatuses(ctx context.Context, s *organizationScope, access membership.Access) error {
+func (r *OrganizationReconciler) updateMemberStatuses(ctx context.Context, s *organizationScope, access membership.Access, projects []projectAccess) error {
 	var writes []func() error
 	for i := range s.members {
 		m := &s.members[i]
@@ -262,7 +290,7 @@ func (r *OrganizationReconciler) updateMemberStatuses(ctx context.Context, s *or
 			continue
 		}
 		before := m.DeepCopy()
-		setMemberBound(m, s.org.Name, access.Of(m), s.now, r.Recorder)
+		setMemberBound(m, s.org.Name, access.Of(m), projectsOf(m, projects), s.now, r.Recorder)
 		if equality.Semantic.DeepEqual(before.Status, m.Status) {
 			continue
 		}

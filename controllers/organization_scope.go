@@ -35,6 +35,8 @@ type organizationScope struct {
 	// namespaces are the organization's namespaces, the home namespace included once it is ours.
 	namespaces []corev1.Namespace
 	members    []tenancyv1alpha1.OrganizationMember
+	// projects are the organization's projects, in its home namespace.
+	projects []tenancyv1alpha1.OrganizationProject
 
 	subscription tenancyv1alpha1.SubscriptionStatus
 	// nextBoundary is when the subscription next changes state; zero when it never will.
@@ -42,6 +44,8 @@ type organizationScope struct {
 
 	// Set by the phases.
 	usage           *tenancyv1alpha1.OrganizationUsage
+	namespaceUsage  map[string]tenancyv1alpha1.WorkloadUsage
+	projectOutcomes map[string]projectOutcome
 	quotas          *quotaOutcome
 	deletionBlocked []string
 	// memberConflict: a member's status write met a newer version; the reconcile runs again soon.
@@ -80,6 +84,11 @@ func (r *OrganizationReconciler) newScope(ctx context.Context, org *tenancyv1alp
 			return s, fmt.Errorf("listing members: %w", err)
 		}
 		s.members = members.Items
+		projects := &tenancyv1alpha1.OrganizationProjectList{}
+		if err := r.List(ctx, projects, client.InNamespace(s.home.Name)); err != nil {
+			return s, fmt.Errorf("listing projects: %w", err)
+		}
+		s.projects = projects.Items
 	}
 	s.read = true
 	return s, nil

@@ -20,6 +20,7 @@ func (r *OrganizationReconciler) observeUsage(ctx context.Context, s *organizati
 	total := usage.Counts{}
 	compute := usage.Compute{}
 	perNamespace := make([]tenancyv1alpha1.NamespaceUsage, 0, min(len(namespaces), maxNamespaceUsages))
+	s.namespaceUsage = make(map[string]tenancyv1alpha1.WorkloadUsage, len(namespaces))
 	for _, ns := range namespaces {
 		u, err := inventory.NamespaceUsage(ctx, r.Client, r.Pods, ns)
 		if err != nil {
@@ -27,8 +28,9 @@ func (r *OrganizationReconciler) observeUsage(ctx context.Context, s *organizati
 		}
 		total.Add(u.Counts)
 		compute = usage.AddCompute(compute, u.Compute)
+		s.namespaceUsage[ns] = workloadUsage(u.Counts, u.Compute)
 		if len(perNamespace) < maxNamespaceUsages {
-			perNamespace = append(perNamespace, tenancyv1alpha1.NamespaceUsage{Name: ns, WorkloadUsage: workloadUsage(u.Counts, u.Compute)})
+			perNamespace = append(perNamespace, tenancyv1alpha1.NamespaceUsage{Name: ns, WorkloadUsage: s.namespaceUsage[ns]})
 		}
 	}
 	if compute.Requests == nil {

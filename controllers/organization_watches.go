@@ -50,6 +50,9 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceToOrganizations),
 			builder.WithPredicates(namespaceChanged())).
 		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganizationBySize, builder.WithPredicates(memberChangedForOrganization())).
+		// Projects created together (a GitOps sync) fold into one reconcile, as members do; the
+		// organization's own status writes on them do not change their generation.
+		Watches(&tenancyv1alpha1.OrganizationProject{}, toOrganizationBySize, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&rbacv1.ClusterRole{}).
 		// The organization's own binding writes come back as events: delayed like member events,
 		// a burst of members arriving makes one rewrite of each shared binding per delay, not one

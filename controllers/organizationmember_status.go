@@ -18,9 +18,11 @@ import (
 // (setMemberStalled).
 
 // setMemberBound records that the member is bound as access says, in the organization org.
-func setMemberBound(m *tenancyv1alpha1.OrganizationMember, org string, access []tenancyv1alpha1.MemberAccess, now time.Time, rec recorder.EventRecorder) {
+func setMemberBound(m *tenancyv1alpha1.OrganizationMember, org string, access []tenancyv1alpha1.MemberAccess,
+	projects []tenancyv1alpha1.ProjectAccess, now time.Time, rec recorder.EventRecorder) {
 	m.Status.Organization = org
 	m.Status.Access = access
+	m.Status.Projects = projects
 	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec}
 	first := len(m.Status.Conditions) == 0
 	if w.Set(tenancyv1alpha1.RoleBindingsReadyCondition, metav1.ConditionTrue, tenancyv1alpha1.RoleBindingsAppliedReason, boundMessage(m, org)) && !first {
@@ -39,6 +41,7 @@ func setMemberBound(m *tenancyv1alpha1.OrganizationMember, org string, access []
 func setMemberStalled(m *tenancyv1alpha1.OrganizationMember, stalled *conditions.StalledError, rec recorder.EventRecorder) {
 	m.Status.Organization = ""
 	m.Status.Access = nil
+	m.Status.Projects = nil
 	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec}
 	w.Announce(conditions.Event{Type: corev1.EventTypeWarning, Action: "Bind"}, tenancyv1alpha1.RoleBindingsReadyCondition,
 		metav1.ConditionFalse, stalled.Reason, stalled.Message)
@@ -52,6 +55,9 @@ func boundMessage(m *tenancyv1alpha1.OrganizationMember, org string) string {
 	msg := "No namespace role (kubernetesRole None)"
 	if role, ok := membership.ClusterRoleFor(m.Spec.KubernetesRole); ok {
 		msg = fmt.Sprintf("Bound to %s in every namespace of organization %s", role, org)
+	}
+	if len(m.Status.Projects) > 0 {
+		msg += fmt.Sprintf("; another role in %d of its projects (status.projects)", len(m.Status.Projects))
 	}
 	if m.Spec.Admin {
 		msg += "; organization admin"

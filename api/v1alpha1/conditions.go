@@ -58,6 +58,9 @@ const (
 	// A platform admin labels it into the organization and the project to adopt it.
 	NamespaceNotAdoptedReason = "NamespaceNotAdopted"
 
+	// NamespaceNotSetReason: a project has no spec.namespace (the project webhook sets it).
+	NamespaceNotSetReason = "NamespaceNotSet"
+
 	// ReservedNameReason: the organization's name is reserved for the system.
 	ReservedNameReason = "ReservedName"
 

@@ -119,19 +119,38 @@ var grantOrder = []struct {
 // stays in it, and new subjects fill the bindings with room, so adding or removing a member
 // rewrites one binding per namespace and nobody ever moves between bindings.
 func Plan(members []tenancyv1alpha1.OrganizationMember, current []rbacv1.RoleBinding) Access {
-	return plan(members, current, MaxSubjects)
+	return plan(members, nil, true, current, MaxSubjects)
 }
 
-func plan(members []tenancyv1alpha1.OrganizationMember, current []rbacv1.RoleBinding, maxSubjects int) Access {
+// PlanProject computes the access in one project's namespace, where roles (by member name) take
+// the place of the members' kubernetesRole, from the RoleBindings that namespace has now. It
+// grants no organization admin role: that is bound in the home namespace only.
+func PlanProject(members []tenancyv1alpha1.OrganizationMember, roles map[string]tenancyv1alpha1.KubernetesRole, current []rbacv1.RoleBinding) Access {
+	return plan(members, roles, false, current, MaxSubjects)
+}
+
+// RoleIn is the role member holds where roles (a project's, by member name; nil elsewhere) apply.
+func RoleIn(member *tenancyv1alpha1.OrganizationMember, roles map[string]tenancyv1alpha1.KubernetesRole) tenancyv1alpha1.KubernetesRole {
+	if role, ok := roles[member.Name]; ok {
+		return role
+	}
+	return member.Spec.KubernetesRole
+}
+
+func plan(members []tenancyv1alpha1.OrganizationMember, roles map[string]tenancyv1alpha1.KubernetesRole, withHome bool,
+	current []rbacv1.RoleBinding, maxSubjects int) Access {
 	var access Access
 	for _, g := range grantOrder {
+		if g.home && !withHome {
+			continue
+		}
 		want := map[rbacv1.Subject]bool{}
 		for i := range members {
 			m := &members[i]
 			if !m.DeletionTimestamp.IsZero() {
 				continue
 			}
-			if role, ok := ClusterRoleFor(m.Spec.KubernetesRole); (g.home && m.Spec.Admin) || (!g.home && ok && role == g.clusterRole) {
+			if role, ok := ClusterRoleFor(RoleIn(m, roles)); (g.home && m.Spec.Admin) || (!g.home && ok && role == g.clusterRole) {
 				want[Subject(m)] = true
 			}
 		}
@@ -222,25 +241,47 @@ func (a Access) RoleBindings(org *tenancyv1alpha1.Organization, namespaces []str
 // Of returns where member is bound, for its status: each ClusterRole, the namespaces it covers
 // and the RoleBinding that lists it there.
 func (a Access) Of(member *tenancyv1alpha1.OrganizationMember) []tenancyv1alpha1.MemberAccess {
-	subject := Subject(member)
 	var out []tenancyv1alpha1.MemberAccess
 	for _, g := range a {
-		role, ok := ClusterRoleFor(member.Spec.KubernetesRole)
-		if g.Home && !member.Spec.Admin || !g.Home && (!ok || role != g.ClusterRole) {
+		if g.Home && !member.Spec.Admin {
 			continue
 		}
-		for shard, subjects := range g.Shards {
-			if _, found := slices.BinarySearchFunc(subjects, subject, compareSubjects); found {
-				scope := tenancyv1alpha1.AccessScopeOrganization
-				if g.Home {
-					scope = tenancyv1alpha1.AccessScopeHome
-				}
-				out = append(out, tenancyv1alpha1.MemberAccess{ClusterRole: g.ClusterRole, Namespaces: scope, RoleBinding: RoleBindingName(g.ClusterRole, shard)})
-				break
+		if name, ok := g.bindingOf(member, member.Spec.KubernetesRole); ok {
+			scope := tenancyv1alpha1.AccessScopeOrganization
+			if g.Home {
+				scope = tenancyv1alpha1.AccessScopeHome
 			}
+			out = append(out, tenancyv1alpha1.MemberAccess{ClusterRole: g.ClusterRole, Namespaces: scope, RoleBinding: name})
 		}
 	}
 	return out
+}
+
+// BindingOf returns the RoleBinding that lists member with role in this access, "" when none does
+// (role None, or a member not planned yet).
+func (a Access) BindingOf(member *tenancyv1alpha1.OrganizationMember, role tenancyv1alpha1.KubernetesRole) string {
+	for _, g := range a {
+		if g.Home {
+			continue
+		}
+		if name, ok := g.bindingOf(member, role); ok {
+			return name
+		}
+	}
+	return ""
+}
+
+func (g Grant) bindingOf(member *tenancyv1alpha1.OrganizationMember, role tenancyv1alpha1.KubernetesRole) (string, bool) {
+	if clusterRole, ok := ClusterRoleFor(role); !g.Home && (!ok || clusterRole != g.ClusterRole) {
+		return "", false
+	}
+	subject := Subject(member)
+	for shard, subjects := range g.Shards {
+		if _, found := slices.BinarySearchFunc(subjects, subject, compareSubjects); found {
+			return RoleBindingName(g.ClusterRole, shard), true
+		}
+	}
+	return "", false
 }
 
 // Key identifies a RoleBinding by namespace and name.

@@ -104,7 +104,7 @@ func shardsOf(bindings []rbacv1.RoleBinding) map[string]string {
 
 func TestLargeOrganizationsSpillIntoFurtherBindingsAndNobodyMoves(t *testing.T) {
 	const max = 3
-	first := plan(viewers(0, 7), nil, max).RoleBindings(acme, []string{"acme"})
+	first := plan(viewers(0, 7), nil, true, nil, max).RoleBindings(acme, []string{"acme"})
 	if got := summary(first); !slices.Equal(got, []string{
 		"acme/org-operator:view=view:[m0000@acme.example m0001@acme.example m0002@acme.example]",
 		"acme/org-operator:view:2=view:[m0003@acme.example m0004@acme.example m0005@acme.example]",
@@ -118,7 +118,7 @@ func TestLargeOrganizationsSpillIntoFurtherBindingsAndNobodyMoves(t *testing.T) 
 	members := slices.DeleteFunc(viewers(0, 10), func(m tenancyv1alpha1.OrganizationMember) bool {
 		return m.Name == "m0001" || m.Name == "m0004"
 	})
-	second := plan(members, first, max).RoleBindings(acme, []string{"acme"})
+	second := plan(members, nil, true, first, max).RoleBindings(acme, []string{"acme"})
 	before, after := shardsOf(first), shardsOf(second)
 	for subject, binding := range before {
 		if now, ok := after[subject]; ok && now != binding {
@@ -139,7 +139,7 @@ func TestLargeOrganizationsSpillIntoFurtherBindingsAndNobodyMoves(t *testing.T) 
 	for _, m := range viewers(3, 7) {
 		stuffed.Subjects = append(stuffed.Subjects, Subject(&m))
 	}
-	for _, rb := range plan(viewers(0, 7), []rbacv1.RoleBinding{*stuffed}, max).RoleBindings(acme, []string{"acme"}) {
+	for _, rb := range plan(viewers(0, 7), nil, true, []rbacv1.RoleBinding{*stuffed}, max).RoleBindings(acme, []string{"acme"}) {
 		if len(rb.Subjects) > max {
 			t.Errorf("%s lists %d subjects, more than %d", rb.Name, len(rb.Subjects), max)
 		}
@@ -203,5 +203,39 @@ func BenchmarkPlan(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Plan(members, current).RoleBindings(acme, namespaces)
+	}
+}
+
+func TestProjectRolesTakeThePlaceOfKubernetesRole(t *testing.T) {
+	members := []tenancyv1alpha1.OrganizationMember{
+		member("alice", true, tenancyv1alpha1.KubernetesRoleView),
+		member("bob", false, tenancyv1alpha1.KubernetesRoleEdit),
+		member("carol", false, tenancyv1alpha1.KubernetesRoleView),
+	}
+	roles := map[string]tenancyv1alpha1.KubernetesRole{
+		"alice":  tenancyv1alpha1.KubernetesRoleAdmin, // higher here
+		"bob":    tenancyv1alpha1.KubernetesRoleNone,  // no access here
+		"nobody": tenancyv1alpha1.KubernetesRoleAdmin, // names no member: binds nothing
+	}
+	access := PlanProject(members, roles, nil)
+	got := summary(access.RoleBindings(acme, []string{"acme-web"}))
+	want := []string{
+		"acme-web/org-operator:admin=admin:[alice@acme.example]",
+		"acme-web/org-operator:view=view:[carol@acme.example]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("bindings:\n got %q\nwant %q", got, want)
+	}
+	// Even in a project named like the home namespace, the organization admin role is not bound.
+	for _, rb := range access.RoleBindings(acme, []string{"acme"}) {
+		if rb.RoleRef.Name == OrganizationAdminClusterRole {
+			t.Fatalf("a project's access binds %s", rb.RoleRef.Name)
+		}
+	}
+	for name, want := range map[string]string{"alice": "org-operator:admin", "bob": "", "carol": "org-operator:view"} {
+		m := members[slices.IndexFunc(members, func(m tenancyv1alpha1.OrganizationMember) bool { return m.Name == name })]
+		if got := access.BindingOf(&m, RoleIn(&m, roles)); got != want {
+			t.Errorf("%s is listed in %q, want %q", name, got, want)
+		}
 	}
 }

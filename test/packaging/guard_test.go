@@ -293,6 +293,18 @@ metadata: {name: globex, labels: {tenancy.orgoperator.io/organization: globex, t
 apiVersion: v1
 kind: Namespace
 metadata: {name: globex, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/home: "true"}, ownerReferences: %s}`, owner("acme"))))
+			// A project's namespace: owned by the organization its label names, never a home, nothing else.
+			for _, meta := range []string{
+				fmt.Sprintf(`{name: acme-web, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/project: web}, ownerReferences: %s}`, owner("globex")),
+				fmt.Sprintf(`{name: acme-web, labels: {tenancy.orgoperator.io/organization: acme}, ownerReferences: %s}`, owner("acme")),
+				fmt.Sprintf(`{name: acme-web, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/project: ""}, ownerReferences: %s}`, owner("acme")),
+				fmt.Sprintf(`{name: acme, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/home: "true", tenancy.orgoperator.io/project: web}, ownerReferences: %s}`, owner("acme")),
+				fmt.Sprintf(`{name: acme-web, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/project: web, pod-security.kubernetes.io/enforce: privileged}, ownerReferences: %s}`, owner("acme")),
+				fmt.Sprintf(`{name: kube-web, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/project: web}, ownerReferences: %s}`, owner("acme")),
+				`{name: acme-web, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/project: web}}`,
+			} {
+				denied(guardNamespace, create("apiVersion: v1\nkind: Namespace\nmetadata: "+meta))
+			}
 		})
 
 		It("does not let the operator write quotas outside organizations, or other quotas", func() {
@@ -396,6 +408,17 @@ metadata:
 				`{"metadata": {"labels": {"tenancy.orgoperator.io/organization": "globex", "tenancy.orgoperator.io/home": "true"}}}`))
 			Expect(c.get("namespace", "", "globex").GetLabels()).To(HaveKeyWithValue("tenancy.orgoperator.io/home", "true"))
 			denied(guardNamespaceMove, as("label", "namespace", "globex", "--overwrite", "tenancy.orgoperator.io/organization=acme"))
+
+			By("a project's namespace, and its deletion")
+			allowed(create(fmt.Sprintf(`
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: globex-web
+  labels: {tenancy.orgoperator.io/organization: globex, tenancy.orgoperator.io/project: web, app.kubernetes.io/managed-by: org-operator}
+  ownerReferences: %s`, owner("globex"))))
+			denied(guardNamespaceEdit, as("label", "namespace", "globex-web", "--overwrite", "tenancy.orgoperator.io/project=db"))
+			allowed(as("delete", "namespace", "globex-web", "--wait=false"))
 
 			By("the reader ClusterRole and its ClusterRoleBinding, patched and deleted as the organization controller does")
 			labels := `{tenancy.orgoperator.io/organization: globex, app.kubernetes.io/managed-by: org-operator}`
