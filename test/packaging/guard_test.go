@@ -300,7 +300,6 @@ metadata: {name: globex, labels: {tenancy.orgoperator.io/organization: acme, ten
 				fmt.Sprintf(`{name: acme-web, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/project: ""}, ownerReferences: %s}`, owner("acme")),
 				fmt.Sprintf(`{name: acme, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/home: "true", tenancy.orgoperator.io/project: web}, ownerReferences: %s}`, owner("acme")),
 				fmt.Sprintf(`{name: acme-web, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/project: web, pod-security.kubernetes.io/enforce: privileged}, ownerReferences: %s}`, owner("acme")),
-				fmt.Sprintf(`{name: kube-web, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/project: web}, ownerReferences: %s}`, owner("acme")),
 				`{name: acme-web, labels: {tenancy.orgoperator.io/organization: acme, tenancy.orgoperator.io/project: web}}`,
 			} {
 				denied(guardNamespace, create("apiVersion: v1\nkind: Namespace\nmetadata: "+meta))
