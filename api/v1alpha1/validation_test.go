@@ -69,6 +69,21 @@ func newMember(name string, mutate ...func(*tenancyv1alpha1.OrganizationMember))
 	return m
 }
 
+// newProject returns a valid OrganizationProject named name in membersNamespace, changed by mutate.
+func newProject(name string, mutate ...func(*tenancyv1alpha1.OrganizationProject)) *tenancyv1alpha1.OrganizationProject {
+	p := &tenancyv1alpha1.OrganizationProject{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: membersNamespace},
+		Spec: tenancyv1alpha1.OrganizationProjectSpec{
+			Namespace: "validation-web",
+			Members:   []tenancyv1alpha1.ProjectMember{{Name: "someone", KubernetesRole: tenancyv1alpha1.KubernetesRoleAdmin}},
+		},
+	}
+	for _, f := range mutate {
+		f(p)
+	}
+	return p
+}
+
 // raw turns a typed object into an unstructured one and lets mutate edit its content, for
 // manifests the Go types cannot express (a missing required field, an empty string that
 // omitempty would drop, a malformed date).
@@ -286,6 +301,24 @@ var _ = Describe("Admission of Organizations and OrganizationMembers", func() {
 			`spec.kubernetesRole: Unsupported value: "admin"`),
 		Entry("member with a name of 64 characters", newMember(long("m", 64)),
 			"metadata.name must be at most 63 characters"),
+
+		// OrganizationProject.
+		Entry("project with a name of 64 characters", newProject(long("p", 64)),
+			"metadata.name must be at most 63 characters, so that it can be a label value"),
+		Entry("project with a namespace of 64 characters", newProject("long-namespace", func(p *tenancyv1alpha1.OrganizationProject) {
+			p.Spec.Namespace = long("n", 64)
+		}), "spec.namespace: Too long: may not be more than 63 bytes"),
+		Entry("project with a namespace that is no DNS label", newProject("dotted-namespace", func(p *tenancyv1alpha1.OrganizationProject) {
+			p.Spec.Namespace = "web.v2"
+		}), "spec.namespace in body should match"),
+		Entry("project with an empty namespace", raw(newProject("empty-namespace"), func(c map[string]any) { spec(c)["namespace"] = "" }),
+			"spec.namespace in body should be at least 1 chars long"),
+		Entry("project with a role not in the enum", newProject("role-bad", func(p *tenancyv1alpha1.OrganizationProject) {
+			p.Spec.Members = []tenancyv1alpha1.ProjectMember{{Name: "alice", KubernetesRole: "Owner"}}
+		}), `spec.members[0].kubernetesRole: Unsupported value: "Owner"`),
+		Entry("project naming a member twice", newProject("member-twice", func(p *tenancyv1alpha1.OrganizationProject) {
+			p.Spec.Members = []tenancyv1alpha1.ProjectMember{{Name: "alice", KubernetesRole: "View"}, {Name: "alice", KubernetesRole: "Admin"}}
+		}), `spec.members[1]: Duplicate value`),
 	)
 
 	DescribeTable("accepts boundary manifests",
@@ -331,6 +364,10 @@ var _ = Describe("Admission of Organizations and OrganizationMembers", func() {
 			o.Spec.ContactEmail = long("e", 254-len("@example.com")) + "@example.com"
 		}), nil),
 		Entry("member with a name of exactly 63 characters", newMember(long("m", 63)), nil),
+		Entry("project with a name of exactly 63 characters", newProject(long("p", 63)), nil),
+		Entry("project with a namespace of exactly 63 characters", newProject("namespace-63", func(p *tenancyv1alpha1.OrganizationProject) {
+			p.Spec.Namespace = long("n", 63)
+		}), nil),
 		Entry("member with only an email, and kubernetesRole defaults to View", &tenancyv1alpha1.OrganizationMember{
 			ObjectMeta: metav1.ObjectMeta{Name: "minimal", Namespace: membersNamespace},
 			Spec:       tenancyv1alpha1.OrganizationMemberSpec{Email: "minimal@example.com"},
@@ -436,6 +473,58 @@ var _ = Describe("Admission of Organizations and OrganizationMembers", func() {
 			Expect(err.Error()).To(ContainSubstring(`spec.deletionPolicy: Unsupported value: "Orphan": supported values: "Block", "Cascade"`))
 			Expect(get().Spec.DeletionPolicy).To(Equal(tenancyv1alpha1.DeletionPolicyCascade))
 		})
+	})
+})
+
+// spec.namespace names the project's namespace for good: the operator never moves a project.
+var _ = Describe("A project's spec.namespace", func() {
+	var key client.ObjectKey
+
+	BeforeEach(func() {
+		p := newProject("immutable")
+		key = client.ObjectKeyFromObject(p)
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, p))).To(Succeed()) })
+	})
+
+	get := func() *tenancyv1alpha1.OrganizationProject {
+		GinkgoHelper()
+		got := &tenancyv1alpha1.OrganizationProject{}
+		Expect(k8sClient.Get(ctx, key, got)).To(Succeed())
+		return got
+	}
+
+	// expectUnchanged checks that err is the rule's refusal and that the namespace stayed.
+	expectUnchanged := func(err error, message string) {
+		GinkgoHelper()
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "not an Invalid error: %v", err)
+		Expect(err.Error()).To(ContainSubstring(message))
+		Expect(get().Spec.Namespace).To(Equal("validation-web"))
+	}
+
+	It("cannot be changed", func() {
+		p := get()
+		p.Spec.Namespace = "validation-other"
+		expectUnchanged(k8sClient.Update(ctx, p), `spec.namespace: Invalid value: "validation-other": namespace cannot be changed; create another project`)
+	})
+
+	It("cannot be removed by update", func() {
+		p := get()
+		p.Spec.Namespace = "" // omitempty: the field is not sent
+		expectUnchanged(k8sClient.Update(ctx, p), "namespace cannot be removed")
+	})
+
+	It("cannot be removed by merge patch", func() {
+		expectUnchanged(k8sClient.Patch(ctx, get(), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"namespace":null}}`))),
+			"namespace cannot be removed")
+	})
+
+	It("lets the rest of the spec change", func() {
+		p := get()
+		p.Spec.DisplayName = "Web"
+		p.Spec.Members = nil
+		Expect(k8sClient.Update(ctx, p)).To(Succeed())
+		Expect(get().Spec.Namespace).To(Equal("validation-web"))
 	})
 })
 

@@ -257,29 +257,41 @@ func RecordMember(org *tenancyv1alpha1.Organization, s MemberState, now time.Tim
 }
 
 // Namespaces bounds how many namespaces an organization may have besides name: the stored ones
-// (labelled into it) and those admitted into it but perhaps not stored yet. It prunes the records
-// that the stored namespaces show already or that are older than Window.
+// (labelled into it, or named by its projects) and those admitted into it but perhaps not stored
+// yet. It prunes the records that the stored namespaces show already or that are older than
+// Window.
 func Namespaces(stored []string, changes *tenancyv1alpha1.AdmittedChanges, name string, now time.Time) int {
 	count := 0
-	seen := make(map[string]bool, len(stored))
 	for _, n := range stored {
-		seen[n] = true
 		if n != name {
 			count++
 		}
 	}
-	if changes == nil {
-		return count
-	}
-	changes.Namespaces = slices.DeleteFunc(changes.Namespaces, func(r tenancyv1alpha1.AdmittedNamespace) bool {
-		return seen[r.Name] || now.Sub(r.Time.Time) >= Window
-	})
-	for _, r := range changes.Namespaces {
+	for _, r := range pendingNamespaces(stored, changes, now) {
 		if r.Name != name {
 			count++
 		}
 	}
 	return count
+}
+
+// NamespacePending reports whether name was admitted into the organization in the last Window
+// and the stored namespaces do not show it yet: a request that may still be stored. It prunes as
+// Namespaces does.
+func NamespacePending(stored []string, changes *tenancyv1alpha1.AdmittedChanges, name string, now time.Time) bool {
+	return slices.ContainsFunc(pendingNamespaces(stored, changes, now), func(r tenancyv1alpha1.AdmittedNamespace) bool { return r.Name == name })
+}
+
+// pendingNamespaces prunes the namespace records that stored shows already or that are older
+// than Window, and returns those left.
+func pendingNamespaces(stored []string, changes *tenancyv1alpha1.AdmittedChanges, now time.Time) []tenancyv1alpha1.AdmittedNamespace {
+	if changes == nil {
+		return nil
+	}
+	changes.Namespaces = slices.DeleteFunc(changes.Namespaces, func(r tenancyv1alpha1.AdmittedNamespace) bool {
+		return slices.Contains(stored, r.Name) || now.Sub(r.Time.Time) >= Window
+	})
+	return changes.Namespaces
 }
 
 // RecordNamespace records that a namespace was admitted into the organization.

@@ -118,6 +118,24 @@ func TestNamespaces(t *testing.T) {
 	}
 }
 
+func TestNamespacePending(t *testing.T) {
+	records := func() *tenancyv1alpha1.AdmittedChanges {
+		return &tenancyv1alpha1.AdmittedChanges{Namespaces: []tenancyv1alpha1.AdmittedNamespace{
+			{Name: "shown", Time: metav1.NewTime(now)},
+			{Name: "pending", Time: metav1.NewTime(now.Add(-time.Second))},
+			{Name: "expired", Time: metav1.NewTime(now.Add(-Window))},
+		}}
+	}
+	for name, want := range map[string]bool{"pending": true, "shown": false, "expired": false, "never": false} {
+		if got := NamespacePending([]string{"shown"}, records(), name, now); got != want {
+			t.Errorf("NamespacePending(%s) = %v, want %v", name, got, want)
+		}
+	}
+	if NamespacePending(nil, nil, "pending", now) {
+		t.Error("NamespacePending without records = true, want false")
+	}
+}
+
 func TestRecordMemberReplaces(t *testing.T) {
 	org := &tenancyv1alpha1.Organization{}
 	RecordMember(org, MemberState{Name: "b", Email: "b@x.io", Admin: true}, now)

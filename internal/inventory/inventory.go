@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -49,6 +50,8 @@ var (
 	DeploymentsGVK  = appsv1.SchemeGroupVersion.WithKind("DeploymentList")
 	StatefulSetsGVK = appsv1.SchemeGroupVersion.WithKind("StatefulSetList")
 	ServicesGVK     = corev1.SchemeGroupVersion.WithKind("ServiceList")
+	JobsGVK         = batchv1.SchemeGroupVersion.WithKind("JobList")
+	CronJobsGVK     = batchv1.SchemeGroupVersion.WithKind("CronJobList")
 )
 
 // Usage is what one namespace holds.
@@ -73,12 +76,9 @@ func NamespaceUsage(ctx context.Context, r client.Reader, pods podcache.Lister, 
 		{&u.StatefulSets, StatefulSetsGVK},
 		{&u.Services, ServicesGVK},
 	} {
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(c.gvk)
-		if err := r.List(ctx, list, client.InNamespace(namespace)); err != nil {
-			return u, fmt.Errorf("listing %s in %s: %w", c.gvk.Kind, namespace, err)
+		if *c.into, err = count(ctx, r, c.gvk, namespace); err != nil {
+			return u, err
 		}
-		*c.into = int32(len(list.Items))
 	}
 	claims := &corev1.PersistentVolumeClaimList{}
 	if err := r.List(ctx, claims, client.InNamespace(namespace)); err != nil {
@@ -88,9 +88,21 @@ func NamespaceUsage(ctx context.Context, r client.Reader, pods podcache.Lister, 
 	return u, nil
 }
 
+// count counts the objects of a kind in a namespace, by their metadata.
+func count(ctx context.Context, r client.Reader, gvk schema.GroupVersionKind, namespace string) (int32, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(gvk)
+	if err := r.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		return 0, fmt.Errorf("listing %s in %s: %w", gvk.Kind, namespace, err)
+	}
+	return int32(len(list.Items)), nil
+}
+
+// +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
+
 // Blocking describes, per namespace, the workloads and data that keep an organization with
-// deletionPolicy Block: pods that are not finished, Deployments, StatefulSets and
-// PersistentVolumeClaims. It is empty when nothing blocks.
+// deletionPolicy Block, or a project of one: pods that are not finished, Deployments,
+// StatefulSets, Jobs, CronJobs and PersistentVolumeClaims. It is empty when nothing blocks.
 func Blocking(ctx context.Context, r client.Reader, pods podcache.Lister, namespaces []string) ([]string, error) {
 	var out []string
 	for _, ns := range namespaces {
@@ -98,11 +110,22 @@ func Blocking(ctx context.Context, r client.Reader, pods podcache.Lister, namesp
 		if err != nil {
 			return nil, err
 		}
+		jobs, err := count(ctx, r, JobsGVK, ns)
+		if err != nil {
+			return nil, err
+		}
+		cronJobs, err := count(ctx, r, CronJobsGVK, ns)
+		if err != nil {
+			return nil, err
+		}
 		var parts []string
 		for _, c := range []struct {
 			n    int32
 			kind string
-		}{{u.Pods, "pods"}, {u.Deployments, "deployments"}, {u.StatefulSets, "statefulsets"}, {u.PersistentVolumeClaims, "persistentvolumeclaims"}} {
+		}{
+			{u.Pods, "pods"}, {u.Deployments, "deployments"}, {u.StatefulSets, "statefulsets"},
+			{jobs, "jobs"}, {cronJobs, "cronjobs"}, {u.PersistentVolumeClaims, "persistentvolumeclaims"},
+		} {
 			if c.n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", c.n, c.kind))
 			}

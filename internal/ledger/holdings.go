@@ -32,17 +32,7 @@ func (h Holdings) List(ctx context.Context, namespaces []string, kinds []Kind) (
 // may not have caught up with.
 func Stored(ctx context.Context, apiReader client.Reader, namespaces []string, kinds []Kind) ([]Holding, error) {
 	return holdings(ctx, apiReader, namespaces, kinds, func() ([]*podcache.Pod, error) {
-		var out []*podcache.Pod
-		for _, ns := range namespaces {
-			pods := &corev1.PodList{}
-			if err := apiReader.List(ctx, pods, client.InNamespace(ns)); err != nil {
-				return nil, fmt.Errorf("listing pods in %s: %w", ns, err)
-			}
-			for i := range pods.Items {
-				out = append(out, podcache.FromPod(&pods.Items[i]))
-			}
-		}
-		return out, nil
+		return podcache.InNamespaces(podcache.Stored(ctx, apiReader), namespaces)
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	resourcehelper "k8s.io/component-helpers/resource"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/orgoperator/org-operator/internal/resourcelist"
 	"github.com/orgoperator/org-operator/internal/usage"
@@ -121,6 +122,30 @@ func InNamespaces(l Lister, namespaces []string) ([]*Pod, error) {
 			return nil, err
 		}
 		out = append(out, pods...)
+	}
+	return out, nil
+}
+
+// Stored lists the pods the API server (or any reader) stores, compacted, for rules that must not
+// trust a cache that may lag behind.
+func Stored(ctx context.Context, r client.Reader) Lister {
+	return storedPods{ctx: ctx, reader: r}
+}
+
+// storedPods keeps the context of the one decision it lists pods for.
+type storedPods struct {
+	ctx    context.Context
+	reader client.Reader
+}
+
+func (s storedPods) InNamespace(namespace string) ([]*Pod, error) {
+	pods := &corev1.PodList{}
+	if err := s.reader.List(s.ctx, pods, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing pods in %s: %w", namespace, err)
+	}
+	out := make([]*Pod, 0, len(pods.Items))
+	for i := range pods.Items {
+		out = append(out, FromPod(&pods.Items[i]))
 	}
 	return out, nil
 }

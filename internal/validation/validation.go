@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 
+	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
@@ -83,4 +84,29 @@ func Member(m *tenancyv1alpha1.OrganizationMember) field.ErrorList {
 			[]tenancyv1alpha1.KubernetesRole{"Admin", "Edit", "View", "None"}))
 	}
 	return errs
+}
+
+// ProjectNamespace is the namespace a project gets when it names none: <home>-<project>, home
+// being the home namespace the project lives in, named after its organization. It is "" when that
+// is no valid namespace name (longer than 63 characters, or a project name with a dot).
+func ProjectNamespace(home, project string) string {
+	name := home + "-" + project
+	if len(k8svalidation.IsDNS1123Label(name)) > 0 {
+		return ""
+	}
+	return name
+}
+
+// Project checks a new project's fields beyond the schema: it has a namespace (the default one
+// could not be made) and that namespace is not kept for the system.
+func Project(p *tenancyv1alpha1.OrganizationProject) field.ErrorList {
+	path := field.NewPath("spec", "namespace")
+	switch ns := p.Spec.Namespace; {
+	case ns == "":
+		return field.ErrorList{field.Required(path, fmt.Sprintf(
+			"the default, %s-%s, is not a valid namespace name (at most 63 lowercase letters, digits and '-'): set a shorter spec.namespace", p.Namespace, p.Name))}
+	case tenancyv1alpha1.IsReservedName(ns):
+		return field.ErrorList{field.Forbidden(path, fmt.Sprintf("%q is reserved for the system", ns))}
+	}
+	return nil
 }

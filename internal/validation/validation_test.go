@@ -95,6 +95,38 @@ func TestMember(t *testing.T) {
 
 // The fuzz tests check that no input makes a validation function panic, and that what is
 // accepted is accepted consistently with the CRD's own rules.
+func TestProjectNamespace(t *testing.T) {
+	for _, c := range []struct{ home, project, want string }{
+		{"acme", "web", "acme-web"},
+		{"acme", strings.Repeat("p", 58), "acme-" + strings.Repeat("p", 58)},
+		{"acme", strings.Repeat("p", 59), ""}, // 64 characters
+		{"acme", "web.v2", ""},
+	} {
+		if got := validation.ProjectNamespace(c.home, c.project); got != c.want {
+			t.Errorf("ProjectNamespace(%q, %q) = %q, want %q", c.home, c.project, got, c.want)
+		}
+	}
+}
+
+func TestProject(t *testing.T) {
+	project := func(ns string) *tenancyv1alpha1.OrganizationProject {
+		return &tenancyv1alpha1.OrganizationProject{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "web"},
+			Spec: tenancyv1alpha1.OrganizationProjectSpec{Namespace: ns}}
+	}
+	for ns, want := range map[string]string{
+		"acme-web":            "",
+		"":                    "spec.namespace: Required value: the default, acme-web, is not a valid namespace name",
+		"kube-web":            `spec.namespace: Forbidden: "kube-web" is reserved for the system`,
+		"default":             `spec.namespace: Forbidden: "default" is reserved for the system`,
+		"org-operator-system": `spec.namespace: Forbidden: "org-operator-system" is reserved for the system`,
+	} {
+		errs := validation.Project(project(ns))
+		if got := errs.ToAggregate(); (got == nil) != (want == "") || got != nil && !strings.Contains(got.Error(), want) {
+			t.Errorf("Project(namespace %q) = %v, want %q", ns, got, want)
+		}
+	}
+}
+
 func FuzzOrganizationName(f *testing.F) {
 	for _, s := range []string{"acme", "", "kube-x", "A", strings.Repeat("z", 64), "a-", "ü"} {
 		f.Add(s)

@@ -15,7 +15,6 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/arbiter"
 	"github.com/orgoperator/org-operator/internal/membership"
-	"github.com/orgoperator/org-operator/internal/tenancy"
 	"github.com/orgoperator/org-operator/internal/validation"
 )
 
@@ -176,26 +175,16 @@ func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organi
 }
 
 // authorize lets an admin of the organization change its members, granting no kubernetesRole
-// above the admin's own, and refuses everyone else. An admin being demoted or removed no longer
-// counts as one.
+// above the admin's own, and refuses everyone else.
 func authorize(user authenticationv1.UserInfo, stored []tenancyv1alpha1.OrganizationMember, ms arbiter.Membership, org string,
 	op admissionv1.Operation, old, m *tenancyv1alpha1.OrganizationMember) error {
-	var self *tenancyv1alpha1.OrganizationMember
-	for i := range stored {
-		s := &stored[i]
-		if membership.Subject(s).Name == user.Username && ms.SurelyAdmin(s.Name) &&
-			(self == nil || membership.Rank(s.Spec.KubernetesRole) > membership.Rank(self.Spec.KubernetesRole)) {
-			self = s
-		}
-	}
 	target := m
 	if target == nil {
 		target = old
 	}
-	verb := map[admissionv1.Operation]string{admissionv1.Create: "create", admissionv1.Update: "change", admissionv1.Delete: "delete"}[op]
+	self := adminOf(user.Username, stored, ms)
 	if self == nil {
-		return apierrors.NewForbidden(membersResource, target.Name, fmt.Errorf(
-			"user %q is not an admin of organization %s: only its admins and platform admins may %s its members", user.Username, org, verb))
+		return notAdmin(membersResource, target.Name, user.Username, org, op, "members")
 	}
 	granted := m != nil && (old == nil || old.Spec.KubernetesRole != m.Spec.KubernetesRole || membership.Subject(old) != membership.Subject(m))
 	if granted && membership.Rank(m.Spec.KubernetesRole) > membership.Rank(self.Spec.KubernetesRole) {
@@ -213,17 +202,4 @@ func exists(members []tenancyv1alpha1.OrganizationMember, name string) bool {
 		}
 	}
 	return false
-}
-
-// homeOf returns the organization whose home namespace this is, as the API server stores it, or
-// "" when it is none or is being deleted.
-func (v *MemberValidator) homeOf(ctx context.Context, namespace string) (string, error) {
-	place, err := tenancy.Resolver{Reader: v.Live}.Namespace(ctx, namespace)
-	if err != nil {
-		return "", apierrors.NewInternalError(err)
-	}
-	if !place.Home || !place.Namespace.DeletionTimestamp.IsZero() {
-		return "", nil
-	}
-	return place.Organization, nil
 }

@@ -17,7 +17,6 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/arbiter"
 	"github.com/orgoperator/org-operator/internal/ledger"
-	"github.com/orgoperator/org-operator/internal/membership"
 )
 
 var namespaceKind = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
@@ -31,7 +30,8 @@ var namespaceKind = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
 
 // NamespaceValidator guards the organization label: only platform admins and admins of the
 // organization may add a namespace to it or take one out, tenants may not move a namespace
-// between organizations, and only platform admins may touch a home namespace's labels. Joins are
+// between organizations, and only platform admins may touch a home namespace's labels, the
+// project label, or the organization label of a namespace that carries it. Joins are
 // decided on what the API server stores, through internal/arbiter, so that racing joins cannot
 // take an organization past maxNamespaces.
 type NamespaceValidator struct {
@@ -48,7 +48,7 @@ func (v *NamespaceValidator) ValidateCreate(ctx context.Context, ns *corev1.Name
 	return v.check(ctx, nil, ns)
 }
 
-// ValidateUpdate checks a change of the organization or home label.
+// ValidateUpdate checks a change of the organization, home or project label.
 func (v *NamespaceValidator) ValidateUpdate(ctx context.Context, old, ns *corev1.Namespace) (admission.Warnings, error) {
 	return v.check(ctx, old, ns)
 }
@@ -58,13 +58,25 @@ func (v *NamespaceValidator) ValidateDelete(context.Context, *corev1.Namespace) 
 	return nil, nil
 }
 
-func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespace) (admission.Warnings, error) {
-	var oldOrg, oldHome string
-	if old != nil {
-		oldOrg, oldHome = old.Labels[tenancyv1alpha1.OrganizationLabel], old.Labels[tenancyv1alpha1.HomeNamespaceLabel]
+// tenancyLabels are the labels of a namespace that place it in the tenancy; empty when unset.
+type tenancyLabels struct {
+	org, home, project string
+}
+
+func tenancyLabelsOf(ns *corev1.Namespace) tenancyLabels {
+	if ns == nil {
+		return tenancyLabels{}
 	}
-	newOrg, newHome := ns.Labels[tenancyv1alpha1.OrganizationLabel], ns.Labels[tenancyv1alpha1.HomeNamespaceLabel]
-	if old != nil && oldOrg == newOrg && oldHome == newHome {
+	return tenancyLabels{
+		org:     ns.Labels[tenancyv1alpha1.OrganizationLabel],
+		home:    ns.Labels[tenancyv1alpha1.HomeNamespaceLabel],
+		project: ns.Labels[tenancyv1alpha1.ProjectLabel],
+	}
+}
+
+func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespace) (admission.Warnings, error) {
+	before, after := tenancyLabelsOf(old), tenancyLabelsOf(ns)
+	if old != nil && before == after {
 		return nil, nil
 	}
 	req, err := admission.RequestFromContext(ctx)
@@ -76,34 +88,44 @@ func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespac
 		return nil, apierrors.NewInternalError(err)
 	}
 	if !admin {
-		if err := v.authorize(ctx, req.UserInfo.Username, ns, oldOrg, newOrg, oldHome, newHome); err != nil {
+		if err := v.authorize(ctx, req.UserInfo.Username, ns, before, after); err != nil {
 			return nil, err
 		}
 	}
 	// The home namespace always belongs to its organization, whatever the quota.
-	if newOrg == "" || newOrg == oldOrg || newHome == "true" {
+	if after.org == "" || after.org == before.org || after.home == "true" {
 		return nil, nil
 	}
-	return v.admitJoin(ctx, ns, newOrg, admin, req.DryRun != nil && *req.DryRun)
+	return v.admitJoin(ctx, ns, after.org, admin, req.DryRun != nil && *req.DryRun)
 }
 
 // authorize lets an organization's admins add namespaces to it and take them out, and nothing
-// else: the home namespace's labels and moves between organizations are for platform admins.
-func (v *NamespaceValidator) authorize(ctx context.Context, user string, ns *corev1.Namespace, oldOrg, newOrg, oldHome, newHome string) error {
+// else: the home namespace's labels, the project label, project namespaces joining or leaving and
+// moves between organizations are for platform admins.
+func (v *NamespaceValidator) authorize(ctx context.Context, user string, ns *corev1.Namespace, before, after tenancyLabels) error {
 	labels := field.NewPath("metadata", "labels")
 	orgLabel := labels.Key(tenancyv1alpha1.OrganizationLabel)
 	switch {
-	case oldHome != newHome || (oldHome == "true" && oldOrg != newOrg):
+	case before.home != after.home || (before.home == "true" && before.org != after.org):
 		return v.forbid(ns, field.Forbidden(labels.Key(tenancyv1alpha1.HomeNamespaceLabel),
 			"only platform admins may change the labels of an organization's home namespace"))
-	case oldOrg != "" && newOrg != "":
+	case before.project != after.project:
+		return v.forbid(ns, field.Forbidden(labels.Key(tenancyv1alpha1.ProjectLabel),
+			"only platform admins may set, change or remove the label that makes a namespace a project's"))
+	case after.project != "" && after.org != "" && before.org != after.org:
+		return v.forbid(ns, field.Forbidden(orgLabel, fmt.Sprintf(
+			"namespace %s is labelled as the namespace of project %s: only platform admins may add it to an organization", ns.Name, after.project)))
+	case after.project != "" && before.org != after.org:
+		return v.forbid(ns, field.Forbidden(orgLabel, fmt.Sprintf(
+			"namespace %s is the namespace of project %s of organization %s: delete the project rather than take its namespace out", ns.Name, after.project, before.org)))
+	case before.org != "" && after.org != "":
 		return v.forbid(ns, field.Forbidden(orgLabel,
-			fmt.Sprintf("namespaces cannot be moved between organizations (%s to %s) by tenants; ask a platform admin", oldOrg, newOrg)))
+			fmt.Sprintf("namespaces cannot be moved between organizations (%s to %s) by tenants; ask a platform admin", before.org, after.org)))
 	}
-	org := newOrg
+	org := after.org
 	verb := "add namespaces to"
 	if org == "" {
-		org, verb = oldOrg, "remove namespaces from"
+		org, verb = before.org, "remove namespaces from"
 	}
 	ok, err := v.isOrganizationAdmin(ctx, org, user)
 	if err != nil {
@@ -132,13 +154,7 @@ func (v *NamespaceValidator) isOrganizationAdmin(ctx context.Context, org, user 
 		return false, err
 	}
 	ms := arbiter.NewMembership(members.Items, o.Status.Admitted, v.Clock.Now())
-	for i := range members.Items {
-		m := &members.Items[i]
-		if ms.SurelyAdmin(m.Name) && membership.Subject(m).Name == user {
-			return true, nil
-		}
-	}
-	return false, nil
+	return adminOf(user, members.Items, ms) != nil, nil
 }
 
 // sarAuthorizer asks the API server, through a SubjectAccessReview, whether a user may update
@@ -172,7 +188,8 @@ func (a *sarAuthorizer) IsPlatformAdmin(ctx context.Context, user authentication
 }
 
 // admitJoin refuses a namespace joining an organization that has, or may have, maxNamespaces
-// already, whoever asks: a platform admin raises the quota first. It charges the pods the
+// already, counting the namespaces its projects name that do not exist yet, whoever asks: a
+// platform admin raises the quota first. It charges the pods the
 // namespace already runs to the organization-wide quota ledger, so that taking a namespace out,
 // filling it and labelling it back cannot launder usage: a tenant's join that does not fit is
 // refused, a platform admin's is charged anyway, with a warning. It records the joins it admits.
@@ -188,15 +205,11 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 		if err != nil {
 			return false, err
 		}
-		stored := &corev1.NamespaceList{}
-		if err := v.Live.List(ctx, stored, client.MatchingLabels{tenancyv1alpha1.OrganizationLabel: orgName}); err != nil {
-			return false, apierrors.NewInternalError(err)
+		known, err := v.namespacesOf(ctx, orgName)
+		if err != nil {
+			return false, err
 		}
-		names := make([]string, 0, len(stored.Items))
-		for _, n := range stored.Items {
-			names = append(names, n.Name)
-		}
-		have := arbiter.Namespaces(names, org.Status.Admitted, ns.Name, now)
+		have := known.besides(org, ns.Name, now)
 		if msg := atLimit("maxNamespaces", orgName, q.MaxNamespaces, have); msg != "" {
 			return false, v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
 				msg+"; ask a platform admin to raise it"))

@@ -1,7 +1,7 @@
-// Package webhook holds the admission webhooks: defaulting and validation of organizations and
-// members, the guard on namespaces' organization label, and the adapters that charge every new
-// pod, claim and counted object in an organization namespace to its quota ledger
-// (internal/ledger).
+// Package webhook holds the admission webhooks: defaulting and validation of organizations,
+// members and projects, the guard on namespaces' organization and project labels, and the
+// adapters that charge every new pod, claim and counted object in an organization namespace to
+// its quota ledger (internal/ledger).
 //
 // +kubebuilder:webhookconfiguration:mutating=true,name=org-operator-mutating-webhook-configuration
 // +kubebuilder:webhookconfiguration:mutating=false,name=org-operator-validating-webhook-configuration
@@ -45,6 +45,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := registerDefaulting(mgr, &tenancyv1alpha1.OrganizationMember{}, &MemberDefaulter{}); err != nil {
 		return fmt.Errorf("organization member webhooks: %w", err)
 	}
+	if err := registerDefaulting(mgr, &tenancyv1alpha1.OrganizationProject{}, &ProjectDefaulter{}); err != nil {
+		return fmt.Errorf("organization project webhooks: %w", err)
+	}
 	c := mgr.GetClient()
 	// Who may do what, and the rules that must hold under concurrency, are decided on what the API
 	// server stores, never on the cache.
@@ -54,7 +57,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	platform := newCachedAuthorizer(&sarAuthorizer{client: c, self: self}, opts.Clock)
-	// Members and namespaces of one organization are decided one at a time, on one arbiter.
+	// Members, projects and namespaces of one organization are decided one at a time, on one arbiter.
 	decider := Decider{Reader: c, Live: live, Writer: c, Authorizer: platform, Clock: opts.Clock, Arbiter: &arbiter.Arbiter{}}
 	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.Organization{}).
 		WithValidator(&OrganizationValidator{Reader: c, Pods: opts.Pods}).
@@ -65,6 +68,11 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		WithValidator(&MemberValidator{Decider: decider}).
 		Complete(); err != nil {
 		return fmt.Errorf("organization member webhooks: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.OrganizationProject{}).
+		WithValidator(&ProjectValidator{Decider: decider}).
+		Complete(); err != nil {
+		return fmt.Errorf("organization project webhooks: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
 		WithValidator(&NamespaceValidator{Decider: decider}).

@@ -44,6 +44,13 @@ var (
 
 func notAdminOf(org string) outcome { return denied("is not an admin of organization " + org) }
 
+// projectLabel is the namespace webhook refusing a tenant's change of the project label.
+var projectLabel = denied("only platform admins may set, change or remove the label that makes a namespace a project's")
+
+func projectRole(name string, role tenancyv1alpha1.KubernetesRole) tenancyv1alpha1.ProjectMember {
+	return tenancyv1alpha1.ProjectMember{Name: name, KubernetesRole: role}
+}
+
 // rule is one thing to attempt, and what each actor tried gets. Every write is a server-side dry
 // run, which passes through RBAC, admission policies and webhooks exactly as a real one does and
 // stores nothing, so each attempt starts from the same world.
@@ -249,6 +256,53 @@ var rules = []rule{
 	{"delete namespace outside", deleteObj(nsRef("outside")), map[string]outcome{platform: allowed, alice: rbac("delete", "namespaces"),
 		mallory: rbac("delete", "namespaces"), operator: guard}},
 	{"delete namespace alpha-dev", deleteObj(nsRef("alpha-dev")), map[string]outcome{platform: allowed, alice: rbac("delete", "namespaces"), operator: allowed}},
+
+	// Projects: read by members with a role, changed only by organization admins and platform
+	// admins, who grant no role above their own and take no namespace that is not free.
+	{"list alpha's projects", list(&tenancyv1alpha1.OrganizationProjectList{}, client.InNamespace("alpha")), everyone(allowed, map[string]outcome{
+		nora: rbac("list", "organizationprojects"), carol: rbac("list", "organizationprojects"), mallory: rbac("list", "organizationprojects")})},
+	{"get project site of alpha", getObj(key("alpha", "site"), &tenancyv1alpha1.OrganizationProject{}), everyone(allowed, map[string]outcome{
+		nora: rbac("get", "organizationprojects"), carol: rbac("get", "organizationprojects"), mallory: rbac("get", "organizationprojects")})},
+	{"create a project in alpha", createObj(project("alpha", "shop", "")), everyone(rbac("create", "organizationprojects"), map[string]outcome{
+		platform: allowed, alice: allowed, adam: allowed})},
+	{"create a project in alpha giving dave Admin", createObj(project("alpha", "ops", "", projectRole("dave", tenancyv1alpha1.KubernetesRoleAdmin))),
+		map[string]outcome{platform: allowed, alice: allowed, adam: denied(`user "adam@alpha.example" has role Edit in project ops and cannot grant Admin`),
+			dave: rbac("create", "organizationprojects")}},
+	{"create a project in beta", createObj(project("beta", "shop", "")), map[string]outcome{platform: allowed, carol: allowed,
+		alice: rbac("create", "organizationprojects"), mallory: rbac("create", "organizationprojects")}},
+	{"create a project in alpha adopting namespace outside", createObj(project("alpha", "adopt", "outside")), map[string]outcome{platform: allowed,
+		alice: denied("adopting an existing namespace into a project is for platform admins"), adam: denied("adopting an existing namespace into a project is for platform admins")}},
+	{"create a project in alpha taking namespace beta-dev", createObj(project("alpha", "grab", "beta-dev")), map[string]outcome{
+		platform: denied("namespace beta-dev exists and is in organization beta"), alice: denied("namespace beta-dev exists and is in organization beta")}},
+	{"create a project in alpha taking namespace alpha-dev", createObj(project("alpha", "dev", "alpha-dev")), map[string]outcome{
+		platform: denied("namespace alpha-dev is already one of organization alpha's namespaces"), alice: denied("namespace alpha-dev is already one of organization alpha's namespaces")}},
+	{"create a project in alpha taking project site's namespace", createObj(project("alpha", "site2", "alpha-site")), map[string]outcome{
+		platform: denied("project site of organization alpha already has namespace alpha-site"), adam: denied("project site of organization alpha already has namespace alpha-site")}},
+	{"create a project in alpha taking namespace kube-system", createObj(project("alpha", "sys", "kube-system")), map[string]outcome{
+		platform: denied(`"kube-system" is reserved for the system`), alice: denied(`"kube-system" is reserved for the system`)}},
+	{"give dave Admin in project site", update(key("alpha", "site"), &tenancyv1alpha1.OrganizationProject{}, func(p *tenancyv1alpha1.OrganizationProject) {
+		p.Spec.Members = append(p.Spec.Members, projectRole("dave", tenancyv1alpha1.KubernetesRoleAdmin))
+	}), map[string]outcome{platform: allowed, alice: allowed, adam: denied("has role Edit in project site and cannot grant Admin"),
+		dave: rbac("update", "organizationprojects"), bob: rbac("update", "organizationprojects"), operator: rbac("update", "organizationprojects")}},
+	{"take bob out of project site", update(key("alpha", "site"), &tenancyv1alpha1.OrganizationProject{}, func(p *tenancyv1alpha1.OrganizationProject) {
+		p.Spec.Members = nil
+	}), map[string]outcome{platform: allowed, alice: allowed, adam: allowed, bob: rbac("update", "organizationprojects")}},
+	{"delete project site", deleteObj(project("alpha", "site", "")), everyone(rbac("delete", "organizationprojects"), map[string]outcome{
+		platform: allowed, alice: allowed, adam: allowed})},
+	{"delete every project of alpha at once", func(ctx context.Context, c client.Client) error {
+		return c.DeleteAllOf(ctx, &tenancyv1alpha1.OrganizationProject{}, client.InNamespace("alpha"), dry)
+	}, map[string]outcome{platform: allowed, alice: rbac("deletecollection", "organizationprojects"), dave: rbac("deletecollection", "organizationprojects"),
+		carol: rbac("deletecollection", "organizationprojects")}},
+	{"label alpha-dev as project site's", mergePatch(nsRef("alpha-dev"), fmt.Sprintf(`{"metadata":{"labels":{%q:"site"}}}`, tenancyv1alpha1.ProjectLabel)),
+		map[string]outcome{platform: allowed, alice: projectLabel, adam: projectLabel, dave: projectLabel, carol: projectLabel, mallory: projectLabel,
+			bob: rbac("patch", "namespaces"), operator: guard}},
+	{"remove alpha-site's project label", mergePatch(nsRef("alpha-site"), fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, tenancyv1alpha1.ProjectLabel)),
+		map[string]outcome{platform: allowed, alice: projectLabel, adam: projectLabel, operator: guard}},
+	{"label namespace outside into alpha as project site's", mergePatch(nsRef("outside"), fmt.Sprintf(`{"metadata":{"labels":{%q:"alpha",%q:"site"}}}`,
+		tenancyv1alpha1.OrganizationLabel, tenancyv1alpha1.ProjectLabel)), map[string]outcome{platform: allowed, alice: projectLabel, operator: guard}},
+	{"take alpha-site out of alpha", relabel("alpha-site", ""), map[string]outcome{platform: allowed,
+		alice: denied("namespace alpha-site is the namespace of project site of organization alpha: delete the project rather than take its namespace out"),
+		adam:  denied("delete the project rather than take its namespace out"), operator: guard}},
 
 	// RoleBindings: the built-in escalation check, and the operator's guard.
 	{"bind admin in alpha-dev to mallory", createObj(binding("alpha-dev", "helper", "admin", mallory)), map[string]outcome{

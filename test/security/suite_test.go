@@ -103,6 +103,13 @@ func pod(ns, name string) *corev1.Pod {
 	}
 }
 
+func project(ns, name, namespace string, members ...tenancyv1alpha1.ProjectMember) *tenancyv1alpha1.OrganizationProject {
+	return &tenancyv1alpha1.OrganizationProject{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       tenancyv1alpha1.OrganizationProjectSpec{Namespace: namespace, Members: members},
+	}
+}
+
 func namespace(name string, labels map[string]string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 }
@@ -114,7 +121,7 @@ func orgLabel(org string) map[string]string {
 func ptr[T any](v T) *T { return &v }
 
 // buildWorld makes two organizations with members of every kind, a third one at its pod quota, a
-// namespace that belongs to no one and a Secret in each, then waits until the operator is idle.
+// project of the first, a namespace that belongs to no one and a Secret in each, then waits until the operator is idle.
 // Everyone named may create and label namespaces, so that the operator, not RBAC, is what stops
 // them from taking namespaces that are not theirs.
 func buildWorld(ctx context.Context) {
@@ -146,6 +153,10 @@ func buildWorld(ctx context.Context) {
 	for _, ns := range []*corev1.Namespace{namespace("alpha-dev", orgLabel("alpha")), namespace("beta-dev", orgLabel("beta")), namespace("outside", nil)} {
 		Expect(admin.Create(ctx, ns)).To(Succeed())
 	}
+	// Project site of alpha, with its namespace labelled as the operator labels it.
+	Expect(admin.Create(ctx, project("alpha", "site", "alpha-site", tenancyv1alpha1.ProjectMember{Name: "bob", KubernetesRole: tenancyv1alpha1.KubernetesRoleView}))).To(Succeed())
+	Expect(admin.Create(ctx, namespace("alpha-site", map[string]string{
+		tenancyv1alpha1.OrganizationLabel: "alpha", tenancyv1alpha1.ProjectLabel: "site"}))).To(Succeed())
 	for _, m := range []*tenancyv1alpha1.OrganizationMember{
 		member("alpha", "alice", alice, true, tenancyv1alpha1.KubernetesRoleAdmin),
 		member("alpha", "adam", adam, true, tenancyv1alpha1.KubernetesRoleEdit),
@@ -199,17 +210,18 @@ const racePrefix = "race-"
 func snapshot(ctx context.Context) map[string]string {
 	GinkgoHelper()
 	out, err := testenv.Versions(ctx, admin, map[string]client.ObjectList{
-		"Organization":       &tenancyv1alpha1.OrganizationList{},
-		"OrganizationPlan":   &tenancyv1alpha1.OrganizationPlanList{},
-		"OrganizationMember": &tenancyv1alpha1.OrganizationMemberList{},
-		"Namespace":          &corev1.NamespaceList{},
-		"RoleBinding":        &rbacv1.RoleBindingList{},
-		"ClusterRole":        &rbacv1.ClusterRoleList{},
-		"ClusterRoleBinding": &rbacv1.ClusterRoleBindingList{},
-		"ResourceQuota":      &corev1.ResourceQuotaList{},
-		"LimitRange":         &corev1.LimitRangeList{},
-		"Secret":             &corev1.SecretList{},
-		"Pod":                &corev1.PodList{},
+		"Organization":        &tenancyv1alpha1.OrganizationList{},
+		"OrganizationPlan":    &tenancyv1alpha1.OrganizationPlanList{},
+		"OrganizationMember":  &tenancyv1alpha1.OrganizationMemberList{},
+		"OrganizationProject": &tenancyv1alpha1.OrganizationProjectList{},
+		"Namespace":           &corev1.NamespaceList{},
+		"RoleBinding":         &rbacv1.RoleBindingList{},
+		"ClusterRole":         &rbacv1.ClusterRoleList{},
+		"ClusterRoleBinding":  &rbacv1.ClusterRoleBindingList{},
+		"ResourceQuota":       &corev1.ResourceQuotaList{},
+		"LimitRange":          &corev1.LimitRangeList{},
+		"Secret":              &corev1.SecretList{},
+		"Pod":                 &corev1.PodList{},
 	}, func(namespace, name string) bool {
 		// The concurrency specs' own organizations, coming and going.
 		return strings.Contains(namespace+"/"+name, racePrefix)
