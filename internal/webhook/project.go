@@ -28,6 +28,10 @@ var (
 	projectsResource = tenancyv1alpha1.GroupVersion.WithResource("organizationprojects").GroupResource()
 )
 
+// projectNamespaceField selects projects by spec.namespace on the API server (a selectable
+// field of the CRD).
+const projectNamespaceField = "spec.namespace"
+
 // +kubebuilder:webhook:path=/mutate-tenancy-orgoperator-io-v1alpha1-organizationproject,mutating=true,failurePolicy=fail,sideEffects=None,groups=tenancy.orgoperator.io,resources=organizationprojects,verbs=create;update,versions=v1alpha1,name=morganizationproject.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system
 
 // ProjectDefaulter fills in what a project leaves out.
@@ -204,7 +208,7 @@ func escalations(user string, self *tenancyv1alpha1.OrganizationMember, old, p *
 }
 
 // admitNamespace checks the namespace a new project asks for: no organization's home, no other
-// project's, none admitted a moment ago by another request, one that exists only if it may become
+// project's in any organization, none admitted a moment ago by another request, one that exists only if it may become
 // the project's, and one more than the organization has within maxNamespaces.
 func (v *ProjectValidator) admitNamespace(ctx context.Context, org *tenancyv1alpha1.Organization, known organizationNamespaces,
 	p *tenancyv1alpha1.OrganizationProject, platformAdmin bool, now time.Time) (admission.Warnings, error) {
@@ -218,8 +222,14 @@ func (v *ProjectValidator) admitNamespace(ctx context.Context, org *tenancyv1alp
 	case !apierrors.IsNotFound(err):
 		return nil, apierrors.NewInternalError(err)
 	}
-	if other := known.projectOf[name]; other != "" {
-		return nil, refuse("project %s of organization %s already has namespace %s; choose another name", other, org.Name, name)
+	// Any organization's: spec.namespace is unique in the cluster.
+	owners := &tenancyv1alpha1.OrganizationProjectList{}
+	if err := v.Live.List(ctx, owners, client.MatchingFields{projectNamespaceField: name}); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if len(owners.Items) > 0 {
+		other := owners.Items[0]
+		return nil, refuse("project %s of organization %s already has namespace %s; choose another name", other.Name, other.Namespace, name)
 	}
 	if arbiter.NamespacePending(known.names, org.Status.Admitted, name, now) {
 		return nil, refuse("namespace %s was admitted into organization %s a moment ago by another request; choose another name, or retry in a minute if that request failed",

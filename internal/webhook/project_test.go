@@ -28,8 +28,8 @@ import (
 // The projects' world: organization pja (deletionPolicy Block) with two admins, one of them with
 // kubernetesRole View, and two plain members; organization pjb (Cascade) with its admin; a
 // namespace that joined pja by label, one of pjb, one labelled as a project's that pja does not
-// have, free namespaces, a terminating one, and project site of pja with its namespace as the
-// operator makes it. The plain member and pjb's admin are given the RBAC rights on pja's projects
+// have, free namespaces, a terminating one, project site of pja with its namespace as the
+// operator makes it, and project store of pjb whose namespace does not exist yet. The plain member and pjb's admin are given the RBAC rights on pja's projects
 // that only its admins have, so that the webhook, not RBAC, is what stops them.
 const (
 	ada  = "ada@pja.example"  // admin of pja, kubernetesRole Admin
@@ -257,6 +257,7 @@ func buildProjectWorld(ctx context.Context) {
 	Expect(admin.Update(ctx, held)).To(Succeed())
 	Expect(admin.Delete(ctx, held)).To(Succeed())
 
+	Expect(admin.Create(ctx, project("pjb", "store", "pjb-store"))).To(Succeed()) // its namespace does not exist yet
 	Expect(admin.Create(ctx, project("pja", "site", "pja-site", role("nils", tenancyv1alpha1.KubernetesRoleView)))).To(Succeed())
 	Expect(admin.Create(ctx, namespace("pja-site", projectLabels("pja", "site")))).To(Succeed())
 	Expect(admin.Create(ctx, testenv.Deployment("pja-site", "web"))).To(Succeed())
@@ -359,6 +360,8 @@ var _ = Describe("Projects", Ordered, func() {
 			"namespace pja-legacy is already one of organization pja's namespaces, project legacy's"),
 		Entry("the namespace of another project", create(platformAdmin, project("pja", "site2", "pja-site")),
 			"spec.namespace: Forbidden: project site of organization pja already has namespace pja-site"),
+		Entry("the namespace another organization's project asks for, before it exists", create(ada, project("pja", "store", "pjb-store")),
+			"spec.namespace: Forbidden: project store of organization pjb already has namespace pjb-store"),
 		Entry("a namespace being deleted", create(platformAdmin, project("pja", "late", "pj-terminating")),
 			"namespace pj-terminating is being deleted; wait until it is gone"),
 		Entry("an existing namespace in no organization, by an organization admin", create(ada, project("pja", "adopt", "pj-free2")),
