@@ -5,10 +5,12 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
@@ -203,7 +205,20 @@ var _ = Describe("Organization projects", func() {
 			g.Expect(ready.Message).To(ContainSubstring("namespace %s has 1 pods", api))
 		}).Should(Succeed())
 
+		By("a suspended CronJob blocks as well, and its going releases the organization")
+		cron := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: api, Name: "nightly"}, Spec: batchv1.CronJobSpec{
+			Schedule: "0 3 * * *", Suspend: ptr.To(true),
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "job", Image: "registry.example/job:1"}}}}}},
+		}}
+		Expect(k8s.Create(ctx, cron)).To(Succeed())
 		Expect(k8s.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: api, Name: "worker"}})).To(Succeed())
+		Eventually(func(g Gomega) {
+			ready := condition(getOrg(g, name).Status.Conditions, tenancyv1alpha1.ReadyCondition)
+			g.Expect(ready.Message).To(ContainSubstring("namespace %s has 1 cronjobs", api))
+			g.Expect(ready.Message).NotTo(ContainSubstring("pods"))
+		}).Should(Succeed())
+		Expect(k8s.Delete(ctx, cron)).To(Succeed())
 		for _, ns := range []string{name, api} {
 			Eventually(func() error {
 				return k8s.Get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{})

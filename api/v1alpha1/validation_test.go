@@ -781,10 +781,11 @@ var _ = Describe("The samples in config/samples", func() {
 			}
 		}
 		Expect(kinds).To(Equal(map[string][]string{
-			"OrganizationPlan":   {"free", "trial", "business", "enterprise"},
-			"Organization":       {"acme", "globex"},
-			"OrganizationMember": {"acme/alice", "acme/bob", "globex/carol"},
-			"Namespace":          {"acme-staging"},
+			"OrganizationPlan":    {"free", "trial", "business", "enterprise"},
+			"Organization":        {"acme", "globex"},
+			"OrganizationMember":  {"acme/alice", "acme/bob", "globex/carol"},
+			"OrganizationProject": {"acme/web"},
+			"Namespace":           {"acme-staging"},
 		}))
 	})
 
