@@ -33,7 +33,7 @@ rules:
   verbs: ["patch", "update"]
   resources:
   - group: tenancy.orgoperator.io
-    resources: ["organizations/status", "organizationmembers/status"]
+    resources: ["organizations/status", "organizationmembers/status", "organizationprojects/status"]
   - group: rbac.authorization.k8s.io
     resources: ["clusterrolebindings"]
 - level: Metadata

@@ -43,6 +43,7 @@ type config struct {
 	idle     time.Duration
 	restart  bool
 	joins    int
+	projects int
 	pods     int
 	podDelta int
 
@@ -126,6 +127,7 @@ func parseFlags() (*config, error) {
 	fs.DurationVar(&cfg.idle, "idle", 60*time.Second, "Idle window after convergence (the issue asks for 5m).")
 	fs.BoolVar(&cfg.restart, "restart", true, "After the idle window, restart the manager (a forced full resync) and count its writes.")
 	fs.IntVar(&cfg.joins, "joins", 5, "Join scenario: new namespaces labelled into the largest organization one at a time, then taken out again one at a time.")
+	fs.IntVar(&cfg.projects, "projects", 3, "Projects scenario: projects each organization creates at once.")
 	fs.IntVar(&cfg.pods, "pods", 3000, "Pods to spread over the organizations' namespaces in the usage scenario.")
 	fs.IntVar(&cfg.podDelta, "pod-changes", 100, "Pods deleted and created (half each) after the usage has converged.")
 	fs.IntVar(&cfg.quotaLimit, "quota-limit", 50, "Quota burst: the organization-wide quota, in pods.")
@@ -135,7 +137,7 @@ func parseFlags() (*config, error) {
 	fs.IntVar(&cfg.quotaSequential, "quota-sequential", 100, "Quota scenario: pods created one at a time to measure the charging webhook's latency at concurrency 1.")
 	fs.IntVar(&cfg.quotaProbe, "quota-probe", 30, "Quota scenario: delete-then-create rounds of the refused-while-room-existed probe in a full organization.")
 	fs.BoolVar(&cfg.floor, "floor", true, "Before the manager starts, measure the floor on a control plane of its own: the converge scenario's creates and the operator's fewest writes, by 24 writers with no operator; converge is reported as a ratio to it.")
-	scenarios := fs.String("scenarios", "converge,idle,join,churn,usage,quota", "Scenarios to run, in this order; idle, join, churn and usage need converge.")
+	scenarios := fs.String("scenarios", "converge,projects,idle,join,churn,usage,quota", "Scenarios to run, in this order; projects, idle, join, churn and usage need converge.")
 	fs.DurationVar(&cfg.poll, "poll", 0, "Interval of the convergence poll (a List of organizations and of members); default 250ms, plus 1ms per organization.")
 	fs.DurationVar(&cfg.phaseTimeout, "phase-timeout", 0, "Longest wait for one scenario to converge; default 2m plus 0.6s per organization.")
 	fs.DurationVar(&cfg.timeout, "timeout", 90*time.Minute, "Longest run as a whole.")
@@ -181,18 +183,21 @@ func parseFlags() (*config, error) {
 	if cfg.joins < 1 {
 		return nil, errors.New("need -joins >= 1")
 	}
+	if cfg.projects < 1 {
+		return nil, errors.New("need -projects >= 1")
+	}
 	cfg.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scenarios, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "converge", "idle", "join", "churn", "usage", "quota":
+		case "converge", "projects", "idle", "join", "churn", "usage", "quota":
 			cfg.scenarios[s] = true
 		case "":
 		default:
 			return nil, fmt.Errorf("unknown scenario %q", s)
 		}
 	}
-	if !cfg.scenarios["converge"] && (cfg.scenarios["idle"] || cfg.scenarios["join"] || cfg.scenarios["churn"] || cfg.scenarios["usage"]) {
-		return nil, errors.New("idle, join, churn and usage need the converge scenario")
+	if !cfg.scenarios["converge"] && (cfg.scenarios["projects"] || cfg.scenarios["idle"] || cfg.scenarios["join"] || cfg.scenarios["churn"] || cfg.scenarios["usage"]) {
+		return nil, errors.New("projects, idle, join, churn and usage need the converge scenario")
 	}
 	if cfg.phaseTimeout == 0 {
 		cfg.phaseTimeout = 2*time.Minute + time.Duration(cfg.orgs)*600*time.Millisecond
@@ -306,6 +311,7 @@ func (b *bench) runScenarios(ctx context.Context) error {
 		run  func(context.Context) error
 	}{
 		{"converge", b.converge},
+		{"projects", b.projects},
 		{"idle", b.idle},
 		{"join", b.join},
 		{"churn", b.churn},

@@ -66,6 +66,7 @@ type Settings struct {
 	Webhooks            bool     `json:"webhooks"`
 	IdleSeconds         float64  `json:"idleSeconds"`
 	Restart             bool     `json:"restart"`
+	ProjectsPerOrg      int      `json:"projectsPerOrg"`
 	Pods                int      `json:"pods"`
 	PodChanges          int      `json:"podChanges"`
 	PollIntervalSeconds float64  `json:"pollIntervalSeconds"`
@@ -201,7 +202,7 @@ func newResult(cfg *config) *Result {
 		Config: Settings{
 			Orgs: cfg.orgs, MembersPerOrg: cfg.members, AdminsPerOrg: cfg.admins, NamespacesPerOrg: 1 + cfg.extraNamespaces,
 			Creators: cfg.creators, Concurrency: cfg.concurrency, QPS: cfg.qps, Burst: cfg.burst, Webhooks: cfg.webhooks,
-			IdleSeconds: cfg.idle.Seconds(), Restart: cfg.restart, Pods: cfg.pods, PodChanges: cfg.podDelta,
+			IdleSeconds: cfg.idle.Seconds(), Restart: cfg.restart, ProjectsPerOrg: cfg.projects, Pods: cfg.pods, PodChanges: cfg.podDelta,
 			PollIntervalSeconds: cfg.poll.Seconds(), Seed: cfg.seed, Notes: cfg.notes,
 		},
 		Verification: map[string][]string{},
@@ -296,7 +297,7 @@ func (b *bench) finish(pr *phaseRun, end time.Time, restarted bool) *Phase {
 	p.Operator = summarize(p.records)
 	history := b.audit.between(time.Time{}, end, isOperator)
 	p.StatusPatchCauses = map[string]map[string]int{}
-	for _, res := range []string{"organizations", "organizationmembers"} {
+	for _, res := range []string{"organizations", "organizationmembers", "organizationprojects"} {
 		if c := statusCauses(history, res, pr.start, end); len(c) > 0 {
 			p.StatusPatchCauses[res] = c
 		}

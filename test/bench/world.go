@@ -35,6 +35,7 @@ type orgModel struct {
 	deleted    bool
 	created    time.Time
 	pods       map[string]podModel // "namespace/name"
+	projects   map[string]string   // project name -> its namespace (also in namespaces)
 }
 
 type memberModel struct {
@@ -101,6 +102,7 @@ type slimObject struct {
 		Conditions         []slimCondition `json:"conditions"`
 		MemberCount        int32           `json:"memberCount"`
 		Namespaces         []string        `json:"namespaces"`
+		Namespace          string          `json:"namespace"` // a project's
 		Access             []struct {
 			ClusterRole string `json:"clusterRole"`
 			Namespaces  string `json:"namespaces"`
@@ -134,6 +136,7 @@ type snapshot struct {
 	orgs       map[string]*slimObject
 	members    map[string]*slimObject // "namespace/name"
 	namespaces map[string]bool        // only when asked for
+	projects   map[string]*slimObject // "namespace/name", only when asked for
 }
 
 // poller lists organizations and members (and, when asked, namespaces) through its own counted
@@ -163,7 +166,7 @@ func (p *poller) get(ctx context.Context, path string, into any) error {
 	return json.NewDecoder(resp.Body).Decode(into)
 }
 
-func (p *poller) snapshot(ctx context.Context, withNamespaces bool) (*snapshot, error) {
+func (p *poller) snapshot(ctx context.Context, withNamespaces, withProjects bool) (*snapshot, error) {
 	s := &snapshot{orgs: map[string]*slimObject{}, members: map[string]*slimObject{}}
 	var orgs, members slimList
 	if err := p.get(ctx, "/apis/tenancy.orgoperator.io/v1alpha1/organizations", &orgs); err != nil {
@@ -190,14 +193,26 @@ func (p *poller) snapshot(ctx context.Context, withNamespaces bool) (*snapshot, 
 			s.namespaces[ns.Metadata.Name] = true
 		}
 	}
+	if withProjects {
+		var projects slimList
+		if err := p.get(ctx, "/apis/tenancy.orgoperator.io/v1alpha1/organizationprojects", &projects); err != nil {
+			return nil, err
+		}
+		s.projects = map[string]*slimObject{}
+		for i := range projects.Items {
+			pr := &projects.Items[i]
+			s.projects[pr.Metadata.Namespace+"/"+pr.Metadata.Name] = pr
+		}
+	}
 	return s, nil
 }
 
 // check says which objects of the world have converged in a snapshot, and whether all have.
-// Keys are "org/<name>" and "member/<namespace>/<name>"; deleted organizations are "gone/<name>"
-// once the organization and all its namespaces are gone.
+// Keys are "org/<name>", "member/<namespace>/<name>" and "project/<namespace>/<name>"; deleted
+// organizations are "gone/<name>" once the organization and all its namespaces are gone.
 type check struct {
-	usage bool // organizations must also report exact usage
+	usage    bool // organizations must also report exact usage
+	projects bool // projects must be Ready for their generation, with their namespace
 }
 
 func (c check) evaluate(w *world, s *snapshot) (ready map[string]bool, pending []string) {
@@ -254,6 +269,12 @@ func (c check) evaluate(w *world, s *snapshot) (ready map[string]bool, pending [
 				}
 			}
 			mark("member/"+o.name+"/"+m.name, mv != nil && mv.ready() && slices.Equal(sortedCopy(have), sortedCopy(want)))
+		}
+		if c.projects {
+			for name, ns := range o.projects {
+				pv := s.projects[o.name+"/"+name]
+				mark("project/"+o.name+"/"+name, pv != nil && pv.ready() && pv.Status.Namespace == ns)
+			}
 		}
 	}
 	sort.Strings(pending)
@@ -320,7 +341,7 @@ func (p *poller) waitConverged(ctx context.Context, w *world, c check, start tim
 			complete = true
 		default:
 		}
-		s, err := p.snapshot(ctx, withNamespaces)
+		s, err := p.snapshot(ctx, withNamespaces, c.projects)
 		if err != nil {
 			if failures++; failures == 1 || failures%20 == 0 {
 				logf("Polling (failure %d): %v", failures, err)
