@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
 	"slices"
 
@@ -19,10 +18,10 @@ import (
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings,verbs=get;list;watch;create;patch;delete
 
 // reconcileReaderAccess keeps the organization's reader ClusterRole and a ClusterRoleBinding of
-// it to every member (none while there are no members). Both are owned by the organization, so
-// they go with it.
-func (r *OrganizationReconciler) reconcileReaderAccess(ctx context.Context, s *organizationScope) error {
-	org, members := s.org, s.members
+// it to every member the organization binds (none while there are none). Both are owned by the
+// organization, so they go with it.
+func (r *OrganizationReconciler) reconcileReaderAccess(ctx context.Context, s *organizationScope, members []tenancyv1alpha1.OrganizationMember) error {
+	org := s.org
 	labels := managedLabels(org.Name)
 	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: membership.ReaderRoleName(org.Name), Labels: labels},
@@ -45,8 +44,8 @@ func (r *OrganizationReconciler) reconcileReaderAccess(ctx context.Context, s *o
 			subjects = append(subjects, membership.Subject(&members[i]))
 		}
 	}
-	slices.SortFunc(subjects, func(a, b rbacv1.Subject) int { return cmp.Compare(a.Name, b.Name) })
-	subjects = slices.CompactFunc(subjects, func(a, b rbacv1.Subject) bool { return a.Name == b.Name })
+	slices.SortFunc(subjects, membership.CompareSubjects)
+	subjects = slices.Compact(subjects)
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: membership.ReaderRoleName(org.Name), Labels: labels},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},

@@ -80,7 +80,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if deleting {
 		return ctrl.Result{}, r.reconcileDelete(ctx, s)
 	}
-	err = runPhases(ctx, s, r.reconcileHomeNamespace, r.reconcileProjects, r.observeUsage, r.reconcileMembers, r.reconcileQuotas, r.reportProjects)
+	err = runPhases(ctx, s, r.reconcileHomeNamespace, r.reconcileOwner, r.reconcileProjects, r.observeUsage, r.reconcileMembers, r.reconcileQuotas, r.reportProjects)
 	// Subscriptions change state, and reservations fall due, at known moments: come back
 	// exactly then, not before.
 	return ctrl.Result{RequeueAfter: s.requeueAfter()}, err

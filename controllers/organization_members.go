@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -54,8 +55,9 @@ func (r *OrganizationReconciler) reconcileMembers(ctx context.Context, s *organi
 			home = append(home, rb)
 		}
 	}
-	access := membership.Plan(s.members, home)
-	projects := s.projectAccess(current)
+	bindable := s.bindableMembers()
+	access := membership.Plan(bindable, home)
+	projects := s.projectAccess(bindable, current)
 	terminating := map[string]bool{}
 	for _, ns := range s.namespaces {
 		if !notTerminating(&ns) {
@@ -77,7 +79,7 @@ func (r *OrganizationReconciler) reconcileMembers(ctx context.Context, s *organi
 		// The operator caches only its own bindings: the one in the way going makes no event.
 		s.lookAgainAfter = collisionRecheck
 	}
-	if err := r.reconcileReaderAccess(ctx, s); err != nil {
+	if err := r.reconcileReaderAccess(ctx, s, bindable); err != nil {
 		return err
 	}
 	if err := r.releaseMembers(ctx, s.members); err != nil {
@@ -89,9 +91,21 @@ func (r *OrganizationReconciler) reconcileMembers(ctx context.Context, s *organi
 	return collisions
 }
 
+// bindableMembers are the members the organization binds: all but the service accounts whose
+// namespace is not one of its own (any more), which would carry its rights out of it.
+func (s *organizationScope) bindableMembers() []tenancyv1alpha1.OrganizationMember {
+	return slices.DeleteFunc(slices.Clone(s.members), func(m tenancyv1alpha1.OrganizationMember) bool { return s.outside(&m) })
+}
+
+// outside says whether m is a service account of a namespace that is not the organization's.
+func (s *organizationScope) outside(m *tenancyv1alpha1.OrganizationMember) bool {
+	sa := m.Spec.ServiceAccount
+	return sa != nil && !slices.ContainsFunc(s.namespaces, func(ns corev1.Namespace) bool { return ns.Name == sa.Namespace })
+}
+
 // projectAccess plans the access of each project that gives roles of its own and has its
 // namespace, from the bindings that namespace has now (current holds the organization's).
-func (s *organizationScope) projectAccess(current []rbacv1.RoleBinding) []projectAccess {
+func (s *organizationScope) projectAccess(members []tenancyv1alpha1.OrganizationMember, current []rbacv1.RoleBinding) []projectAccess {
 	var out []projectAccess
 	for i := range s.projects {
 		p := &s.projects[i]
@@ -105,7 +119,7 @@ func (s *organizationScope) projectAccess(current []rbacv1.RoleBinding) []projec
 				here = append(here, rb)
 			}
 		}
-		out = append(out, projectAccess{project: p, namespace: ns, roles: roles, access: membership.PlanProject(s.members, roles, here)})
+		out = append(out, projectAccess{project: p, namespace: ns, roles: roles, access: membership.PlanProject(members, roles, here)})
 	}
 	return out
 }
@@ -290,7 +304,11 @@ func (r *OrganizationReconciler) updateMemberStatuses(ctx context.Context, s *or
 			continue
 		}
 		before := m.DeepCopy()
-		setMemberBound(m, s.org.Name, access.Of(m), projectsOf(m, projects), s.now, r.Recorder)
+		if s.outside(m) {
+			setMemberOutside(m, s.org.Name, r.Recorder)
+		} else {
+			setMemberBound(m, s.org.Name, access.Of(m), projectsOf(m, projects), s.now, r.Recorder)
+		}
 		if equality.Semantic.DeepEqual(before.Status, m.Status) {
 			continue
 		}

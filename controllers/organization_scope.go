@@ -48,6 +48,8 @@ type organizationScope struct {
 	projectOutcomes map[string]projectOutcome
 	quotas          *quotaOutcome
 	deletionBlocked []string
+	// owner is the member made for spec.owner, to record in status.owner.
+	owner *tenancyv1alpha1.OwnerStatus
 	// memberConflict: a member's status write met a newer version; the reconcile runs again soon.
 	memberConflict atomic.Bool
 	// lookAgainAfter, when set, is when to look again at something no watch reports.

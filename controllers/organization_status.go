@@ -32,6 +32,9 @@ func (r *OrganizationReconciler) updateStatus(ctx context.Context, s *organizati
 	}
 	setNamespacesStatus(s, w)
 	setMembersStatus(s, w)
+	if s.owner != nil {
+		org.Status.Owner = s.owner
+	}
 	if s.usage != nil {
 		org.Status.Usage = s.usage
 	}
@@ -98,6 +101,7 @@ func setMembersStatus(s *organizationScope, w conditions.Writer) {
 	}
 	s.org.Status.MemberCount = int32(len(s.members))
 	s.org.Status.AdminCount = admins
+	setAdminMissing(s, w)
 	if notReady > 0 {
 		// No counts or names in the message: they change as each member becomes Ready, and every
 		// change would be another status write. The members' own status says which.
@@ -107,6 +111,28 @@ func setMembersStatus(s *organizationScope, w conditions.Writer) {
 	}
 	w.Set(tenancyv1alpha1.MembersReadyCondition, metav1.ConditionTrue, tenancyv1alpha1.ReconciledReason,
 		fmt.Sprintf("%d members, %d admins", len(s.members), admins))
+}
+
+// setAdminMissing sets AdminMissing: True while no admin member is bound (a service account
+// outside the organization is bound nowhere). Losing the last admin is worth a warning; an
+// organization that has not had one yet is only reported.
+func setAdminMissing(s *organizationScope, w conditions.Writer) {
+	for i := range s.members {
+		m := &s.members[i]
+		if m.Spec.Admin && m.DeletionTimestamp.IsZero() && !s.outside(m) {
+			w.Set(tenancyv1alpha1.AdminMissingCondition, metav1.ConditionFalse, tenancyv1alpha1.AdminPresentReason,
+				"The organization has an admin member")
+			return
+		}
+	}
+	msg := fmt.Sprintf("Organization %s has no admin member: only platform admins can change its members and projects; "+
+		"set spec.owner or create an OrganizationMember with admin: true in namespace %s", s.org.Name, s.org.Name)
+	if meta.IsStatusConditionFalse(*w.Conditions, tenancyv1alpha1.AdminMissingCondition) {
+		w.Announce(conditions.Event{Type: corev1.EventTypeWarning, Action: "Admins"}, tenancyv1alpha1.AdminMissingCondition,
+			metav1.ConditionTrue, tenancyv1alpha1.NoAdminReason, msg)
+		return
+	}
+	w.Set(tenancyv1alpha1.AdminMissingCondition, metav1.ConditionTrue, tenancyv1alpha1.NoAdminReason, msg)
 }
 
 // memberReady is true when a member's Ready condition is True. A member being updated (its new

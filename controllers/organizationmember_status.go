@@ -21,6 +21,7 @@ import (
 func setMemberBound(m *tenancyv1alpha1.OrganizationMember, org string, access []tenancyv1alpha1.MemberAccess,
 	projects []tenancyv1alpha1.ProjectAccess, now time.Time, rec recorder.EventRecorder) {
 	m.Status.Organization = org
+	m.Status.Subject = membership.SubjectString(membership.Subject(m))
 	m.Status.Access = access
 	m.Status.Projects = projects
 	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec}
@@ -37,9 +38,20 @@ func setMemberBound(m *tenancyv1alpha1.OrganizationMember, org string, access []
 	}
 }
 
+// setMemberOutside records that the member, a service account of a namespace outside the
+// organization org, is bound nowhere.
+func setMemberOutside(m *tenancyv1alpha1.OrganizationMember, org string, rec recorder.EventRecorder) {
+	sa := m.Spec.ServiceAccount
+	setMemberStalled(m, conditions.Stalled(tenancyv1alpha1.ServiceAccountOutsideOrganizationReason,
+		"Service account %s/%s is not in a namespace of organization %s, so it is bound nowhere; name one of the organization's namespaces",
+		sa.Namespace, sa.Name, org).(*conditions.StalledError), rec)
+	m.Status.Organization = org
+}
+
 // setMemberStalled records that the member is in no organization, and why.
 func setMemberStalled(m *tenancyv1alpha1.OrganizationMember, stalled *conditions.StalledError, rec recorder.EventRecorder) {
 	m.Status.Organization = ""
+	m.Status.Subject = membership.SubjectString(membership.Subject(m))
 	m.Status.Access = nil
 	m.Status.Projects = nil
 	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec}

@@ -37,6 +37,11 @@ const (
 	// QuotasReadyCondition is True when every namespace has the ResourceQuota and LimitRange its
 	// quotas ask for.
 	QuotasReadyCondition = "QuotasReady"
+
+	// AdminMissingCondition is True while the organization has no admin member: nobody but a
+	// platform admin can then change its members or projects. Alerts watch it; Ready does not
+	// depend on it.
+	AdminMissingCondition = "AdminMissing"
 )
 
 // Condition reasons, shared by events that report the same transition.
@@ -77,6 +82,21 @@ const (
 	// OrganizationNotFoundReason: a member's namespace is not the home namespace of an existing
 	// organization.
 	OrganizationNotFoundReason = "OrganizationNotFound"
+
+	// ServiceAccountOutsideOrganizationReason: a service account member's namespace is not one of
+	// its organization's, so the operator binds it nowhere.
+	ServiceAccountOutsideOrganizationReason = "ServiceAccountOutsideOrganization"
+
+	// OwnerAddedReason: the operator made the organization's owner an admin member.
+	OwnerAddedReason = "OwnerAdded"
+
+	// OwnerNotAddedReason: admission refused the owner's member (a quota, or a member bound as it
+	// under another name that is no admin); the message says why.
+	OwnerNotAddedReason = "OwnerNotAdded"
+
+	// AdminPresentReason and NoAdminReason are the states of AdminMissing.
+	AdminPresentReason = "AdminPresent"
+	NoAdminReason      = "NoAdmin"
 
 	// RoleBindingsAppliedReason: the member's RoleBindings were created, changed or removed.
 	RoleBindingsAppliedReason = "RoleBindingsApplied"

@@ -83,6 +83,46 @@ type OrganizationSpec struct {
 	// +optional
 	// +kubebuilder:default=Block
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// owner is who the organization starts with: the operator makes it an admin member once (the
+	// member named in status.owner), so that a new organization never starts without an admin.
+	// Changing the owner makes the new one an admin too; the earlier owner's member stays.
+	// +optional
+	Owner *OrganizationOwner `json:"owner,omitempty"`
+}
+
+// OrganizationOwner is a user, by email and optionally username, or a group.
+// +kubebuilder:validation:XValidation:rule="has(self.email) != has(self.group)",message="an owner is either a user (email) or a group (group)"
+// +kubebuilder:validation:XValidation:rule="!has(self.username) || has(self.email)",message="username names a user owner and needs email"
+type OrganizationOwner struct {
+	// email is the owner's email; it is the RBAC user name unless username is set.
+	// +optional
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$`
+	Email string `json:"email,omitempty"`
+	// username is the name the cluster's authenticator gives the owner, when it is not the email.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system:')",message="username cannot be a system: identity"
+	Username string `json:"username,omitempty"`
+	// group makes a group the owner: every user in it becomes an admin.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system:')",message="group cannot be a system: group"
+	Group string `json:"group,omitempty"`
+}
+
+// OwnerStatus records the member the operator made the owner's.
+type OwnerStatus struct {
+	// subject is the owner it was made for, as the member's status.subject says it.
+	// +kubebuilder:validation:MaxLength=320
+	Subject string `json:"subject"`
+	// member is the OrganizationMember that holds the owner's access.
+	// +kubebuilder:validation:MaxLength=63
+	Member string `json:"member"`
 }
 
 // Subscription is an organization's plan and the time it runs.
@@ -140,6 +180,11 @@ type OrganizationStatus struct {
 	// +optional
 	AdminCount int32 `json:"adminCount,omitempty"`
 
+	// owner is the member the operator made for spec.owner; once it is recorded here, the
+	// operator does not make it again, so that the organization's admins may change or remove it.
+	// +optional
+	Owner *OwnerStatus `json:"owner,omitempty"`
+
 	// usage is what the organization's namespaces hold right now.
 	// +optional
 	Usage *OrganizationUsage `json:"usage,omitempty"`
@@ -188,6 +233,10 @@ type AdmittedMember struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=254
 	Email string `json:"email,omitempty"`
+	// subject is the member's RBAC subject, as its status.subject says it; empty when deleted.
+	// +optional
+	// +kubebuilder:validation:MaxLength=320
+	Subject string `json:"subject,omitempty"`
 	// admin is the member's admin flag.
 	// +optional
 	Admin bool `json:"admin,omitempty"`

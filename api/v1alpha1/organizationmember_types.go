@@ -19,15 +19,18 @@ const (
 	KubernetesRoleNone KubernetesRole = "None"
 )
 
-// OrganizationMemberSpec says who the member is and what it may do.
+// OrganizationMemberSpec says who the member is and what it may do. A member is exactly one
+// identity: a user (email, and username when the authenticator names users otherwise), a group
+// or a service account.
+// +kubebuilder:validation:XValidation:rule="(has(self.email) ? 1 : 0) + (has(self.group) ? 1 : 0) + (has(self.serviceAccount) ? 1 : 0) == 1",message="a member is exactly one of: a user (email), a group (group) or a service account (serviceAccount)"
+// +kubebuilder:validation:XValidation:rule="!has(self.username) || has(self.email)",message="username names a user member and needs email"
 type OrganizationMemberSpec struct {
-	// email identifies the member; it is the RBAC user name unless username is set.
-	// +required
+	// email identifies a user member; it is the RBAC user name unless username is set.
+	// +optional
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=254
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$`
-	Email string `json:"email"`
-
+	Email string `json:"email,omitempty"`
 	// username is the name the cluster's authenticator gives the user, when it is not the email.
 	// RoleBindings name this user.
 	// +optional
@@ -35,7 +38,18 @@ type OrganizationMemberSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system:')",message="username cannot be a system: identity"
 	Username string `json:"username,omitempty"`
-
+	// group makes every user of this group a member: the group name as the authenticator puts it
+	// in the user's groups (an OIDC groups claim, with its prefix if the API server adds one).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system:')",message="group cannot be a system: group"
+	Group string `json:"group,omitempty"`
+	// serviceAccount makes a service account a member, for CI and GitOps. It must live in one of
+	// the organization's namespaces: elsewhere it would hand the organization's rights to a
+	// workload the organization does not control.
+	// +optional
+	ServiceAccount *ServiceAccountSubject `json:"serviceAccount,omitempty"`
 	// admin makes the member an organization admin: it may manage the organization's members.
 	// +optional
 	Admin bool `json:"admin,omitempty"`
@@ -46,6 +60,22 @@ type OrganizationMemberSpec struct {
 	// +optional
 	// +kubebuilder:default=View
 	KubernetesRole KubernetesRole `json:"kubernetesRole,omitempty"`
+}
+
+// ServiceAccountSubject names a service account.
+type ServiceAccountSubject struct {
+	// namespace is the service account's namespace, one of the organization's.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+	// name is the service account's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
 }
 
 // AccessScope says which of an organization's namespaces a binding covers.
@@ -116,6 +146,11 @@ type OrganizationMemberStatus struct {
 	// organization is the organization the member belongs to, from its namespace.
 	// +optional
 	Organization string `json:"organization,omitempty"`
+	// subject is the identity the member's RoleBindings name: User:<name>, Group:<name> or
+	// ServiceAccount:<namespace>/<name>.
+	// +optional
+	// +kubebuilder:validation:MaxLength=320
+	Subject string `json:"subject,omitempty"`
 
 	// access lists what the member is bound to: each ClusterRole, the namespaces it covers and the
 	// RoleBinding that lists the member there. It does not change as namespaces join or leave the
@@ -140,12 +175,14 @@ type OrganizationMemberStatus struct {
 	JoinedAt *metav1.Time `json:"joinedAt,omitempty"`
 }
 
-// OrganizationMember is a user of an organization. It lives in the organization's home namespace;
-// the operator binds the user to its kubernetesRole in every namespace of the organization.
+// OrganizationMember is a user, group or service account of an organization. It lives in the
+// organization's home namespace; the operator binds it to its kubernetesRole in every namespace
+// of the organization.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=orgmember;orgmembers,categories=tenancy
-// +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
+// +kubebuilder:printcolumn:name="Subject",type=string,JSONPath=`.status.subject`
+// +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`,priority=1
 // +kubebuilder:printcolumn:name="Admin",type=boolean,JSONPath=`.spec.admin`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.kubernetesRole`
 // +kubebuilder:printcolumn:name="Organization",type=string,JSONPath=`.status.organization`,priority=1

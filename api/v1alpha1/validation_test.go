@@ -271,19 +271,57 @@ var _ = Describe("Admission of Organizations and OrganizationMembers", func() {
 			"spec.subscription.plan in body should match"),
 		Entry("org with a 64-character plan", newOrg("plan-long", func(o *tenancyv1alpha1.Organization) { o.Spec.Subscription.Plan = long("p", 64) }),
 			"spec.subscription.plan: Too long: may not be more than 63 bytes"),
+		Entry("org with an owner that is both a user and a group", newOrg("owner-both", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Owner = &tenancyv1alpha1.OrganizationOwner{Email: "alice@acme.example", Group: "acme:admins"}
+		}), "an owner is either a user (email) or a group (group)"),
+		Entry("org with an empty owner", newOrg("owner-empty", func(o *tenancyv1alpha1.Organization) { o.Spec.Owner = &tenancyv1alpha1.OrganizationOwner{} }),
+			"an owner is either a user (email) or a group (group)"),
+		Entry("org with a system: group as owner", newOrg("owner-system", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Owner = &tenancyv1alpha1.OrganizationOwner{Group: "system:masters"}
+		}), "group cannot be a system: group"),
+		Entry("org with an owner username but no email", newOrg("owner-username", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Owner = &tenancyv1alpha1.OrganizationOwner{Group: "acme:admins", Username: "alice"}
+		}), "username names a user owner and needs email"),
 
 		// OrganizationMember.
 		Entry("member without spec", raw(newMember("no-spec"), func(c map[string]any) { delete(c, "spec") }),
 			"spec: Required value"),
-		Entry("member without email", raw(newMember("no-email"), func(c map[string]any) { delete(spec(c), "email") }),
-			"spec.email: Required value"),
+		Entry("member without email, group or serviceAccount", raw(newMember("no-email"), func(c map[string]any) { delete(spec(c), "email") }),
+			"a member is exactly one of: a user (email), a group (group) or a service account (serviceAccount)"),
+		Entry("member with an email and a group", newMember("email-and-group", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Group = "acme:developers" }),
+			"a member is exactly one of"),
+		Entry("member with a group and a service account", newMember("group-and-sa", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.Email, m.Spec.Username, m.Spec.Group = "", "", "acme:developers"
+			m.Spec.ServiceAccount = &tenancyv1alpha1.ServiceAccountSubject{Namespace: "acme", Name: "ci"}
+		}), "a member is exactly one of"),
+		Entry("member with a username but no email", newMember("username-group", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.Email, m.Spec.Group, m.Spec.Username = "", "acme:developers", "alice"
+		}), "username names a user member and needs email"),
+		Entry("member with a system: group", newMember("group-system", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.Email, m.Spec.Username, m.Spec.Group = "", "", "system:authenticated"
+		}), "group cannot be a system: group"),
+		Entry("member with an empty group", raw(newMember("group-empty"), func(c map[string]any) {
+			delete(spec(c), "email")
+			delete(spec(c), "username")
+			spec(c)["group"] = ""
+		}),
+			"spec.group in body should be at least 1 chars long"),
+		Entry("member with a service account without a name", raw(newMember("sa-no-name"), func(c map[string]any) {
+			delete(spec(c), "email")
+			delete(spec(c), "username")
+			spec(c)["serviceAccount"] = map[string]any{"namespace": "acme"}
+		}), "spec.serviceAccount.name: Required value"),
+		Entry("member with a service account in a namespace that is no DNS label", newMember("sa-bad-namespace", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.Email, m.Spec.Username = "", ""
+			m.Spec.ServiceAccount = &tenancyv1alpha1.ServiceAccountSubject{Namespace: "Acme_CI", Name: "ci"}
+		}), "spec.serviceAccount.namespace in body should match"),
 		Entry("member with a malformed email", newMember("email-malformed", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Email = "someone-at-example.com" }),
 			"spec.email in body should match"),
 		Entry("member with a 255-character email", newMember("email-long", func(m *tenancyv1alpha1.OrganizationMember) {
 			m.Spec.Email = long("e", 255-len("@example.com")) + "@example.com"
 		}),
 			"spec.email: Too long: may not be more than 254 bytes"),
-		Entry("member with an empty email", newMember("email-empty", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Email = "" }),
+		Entry("member with an empty email", raw(newMember("email-empty"), func(c map[string]any) { spec(c)["email"] = "" }),
 			"spec.email in body should be at least 3 chars long"),
 		Entry("member with a system: username", newMember("username-system", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Username = "system:admin" }),
 			"username cannot be a system: identity"),
@@ -385,6 +423,19 @@ var _ = Describe("Admission of Organizations and OrganizationMembers", func() {
 		}), nil),
 		Entry("member with a username that merely starts with system", newMember("username-systemd", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Username = "systemd-user" }), nil),
 		Entry("member with a 253-character username", newMember("username-253", func(m *tenancyv1alpha1.OrganizationMember) { m.Spec.Username = long("u", 253) }), nil),
+		Entry("member that is a group", newMember("group", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.Email, m.Spec.Username, m.Spec.Group = "", "", "oidc:acme-developers"
+		}), nil),
+		Entry("member that is a service account", newMember("service-account", func(m *tenancyv1alpha1.OrganizationMember) {
+			m.Spec.Email, m.Spec.Username = "", ""
+			m.Spec.ServiceAccount = &tenancyv1alpha1.ServiceAccountSubject{Namespace: "acme-ci", Name: "argocd.deployer"}
+		}), nil),
+		Entry("org with a user owner", newOrg("owner-user", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Owner = &tenancyv1alpha1.OrganizationOwner{Email: "alice@acme.example", Username: "alice"}
+		}), nil),
+		Entry("org with a group owner", newOrg("owner-group", func(o *tenancyv1alpha1.Organization) {
+			o.Spec.Owner = &tenancyv1alpha1.OrganizationOwner{Group: "oidc:acme-admins"}
+		}), nil),
 	)
 
 	// deletionPolicy has a default (Block): the API server applies defaults when it decodes every

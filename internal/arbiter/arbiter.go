@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/membership"
 	"github.com/orgoperator/org-operator/internal/validation"
 )
 
@@ -118,14 +119,16 @@ func (a *Arbiter) Decide(ctx context.Context, live client.Reader, writer client.
 // MemberState is a member as a request leaves it.
 type MemberState struct {
 	Name    string
-	Email   string // normalized
+	Email   string // normalized; empty for groups and service accounts
+	Subject string // membership.SubjectString of the member's RBAC subject
 	Admin   bool
 	Deleted bool
 }
 
 // StateOf is the state a stored member is in.
 func StateOf(m *tenancyv1alpha1.OrganizationMember) MemberState {
-	return MemberState{Name: m.Name, Email: validation.NormalizeEmail(m.Spec.Email), Admin: m.Spec.Admin, Deleted: !m.DeletionTimestamp.IsZero()}
+	return MemberState{Name: m.Name, Email: validation.NormalizeEmail(m.Spec.Email), Subject: membership.SubjectString(membership.Subject(m)),
+		Admin: m.Spec.Admin, Deleted: !m.DeletionTimestamp.IsZero()}
 }
 
 // Membership is what admission knows of an organization's members: the stored ones and the
@@ -147,11 +150,11 @@ func NewMembership(stored []tenancyv1alpha1.OrganizationMember, changes *tenancy
 	}
 	changes.Members = slices.DeleteFunc(changes.Members, func(r tenancyv1alpha1.AdmittedMember) bool {
 		s, ok := ms.stored[r.Name]
-		shown := (r.Deleted && (!ok || s.Deleted)) || (!r.Deleted && ok && !s.Deleted && s.Email == r.Email && s.Admin == r.Admin)
+		shown := (r.Deleted && (!ok || s.Deleted)) || (!r.Deleted && ok && !s.Deleted && s.Email == r.Email && (r.Subject == "" || s.Subject == r.Subject) && s.Admin == r.Admin)
 		return shown || now.Sub(r.Time.Time) >= Window
 	})
 	for _, r := range changes.Members {
-		ms.admitted[r.Name] = MemberState{Name: r.Name, Email: r.Email, Admin: r.Admin, Deleted: r.Deleted}
+		ms.admitted[r.Name] = MemberState{Name: r.Name, Email: r.Email, Subject: r.Subject, Admin: r.Admin, Deleted: r.Deleted}
 	}
 	return ms
 }
@@ -215,12 +218,25 @@ func (ms Membership) Others(name string) Bounds {
 
 // EmailOwner returns another member that has or may have email, or "".
 func (ms Membership) EmailOwner(name, email string) string {
+	if email == "" {
+		return ""
+	}
+	return ms.holder(name, func(s MemberState) bool { return s.Email == email })
+}
+
+// SubjectOwner returns another member that is or may be bound as subject, or "".
+func (ms Membership) SubjectOwner(name, subject string) string {
+	return ms.holder(name, func(s MemberState) bool { return s.Subject == subject })
+}
+
+// holder returns the first member other than name that has or may have a state with has.
+func (ms Membership) holder(name string, has func(MemberState) bool) string {
 	for _, n := range ms.names() {
 		if n == name {
 			continue
 		}
 		for _, s := range ms.states(n) {
-			if !s.Deleted && s.Email == email {
+			if !s.Deleted && has(s) {
 				return n
 			}
 		}
@@ -250,7 +266,7 @@ func RecordMember(org *tenancyv1alpha1.Organization, s MemberState, now time.Tim
 	a.Members = slices.DeleteFunc(a.Members, func(r tenancyv1alpha1.AdmittedMember) bool { return r.Name == s.Name })
 	r := tenancyv1alpha1.AdmittedMember{Name: s.Name, Admin: s.Admin && !s.Deleted, Deleted: s.Deleted, Time: metav1.NewTime(now)}
 	if !s.Deleted {
-		r.Email = s.Email
+		r.Email, r.Subject = s.Email, s.Subject
 	}
 	a.Members = append(a.Members, r)
 	slices.SortFunc(a.Members, func(x, y tenancyv1alpha1.AdmittedMember) int { return strings.Compare(x.Name, y.Name) })

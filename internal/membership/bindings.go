@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -52,13 +53,52 @@ func Rank(role tenancyv1alpha1.KubernetesRole) int {
 	}
 }
 
-// Subject is the RBAC user a member is bound as: its username, or its email when none is set.
+// Subject is the RBAC subject a member is bound as: its group, its service account, or the user
+// named by its username, or by its email when none is set.
 func Subject(m *tenancyv1alpha1.OrganizationMember) rbacv1.Subject {
-	name := m.Spec.Username
-	if name == "" {
-		name = m.Spec.Email
+	switch {
+	case m.Spec.Group != "":
+		return rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: m.Spec.Group}
+	case m.Spec.ServiceAccount != nil:
+		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: m.Spec.ServiceAccount.Namespace, Name: m.Spec.ServiceAccount.Name}
 	}
-	return rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}
+	return UserSubject(m.Spec.Email, m.Spec.Username)
+}
+
+// UserSubject is the RBAC user named by username, or by email when username is empty.
+func UserSubject(email, username string) rbacv1.Subject {
+	if username == "" {
+		username = email
+	}
+	return rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: username}
+}
+
+// SubjectString writes a subject as a member's status.subject says it: User:<name>,
+// Group:<name> or ServiceAccount:<namespace>/<name>.
+func SubjectString(s rbacv1.Subject) string {
+	if s.Kind == rbacv1.ServiceAccountKind {
+		return s.Kind + ":" + s.Namespace + "/" + s.Name
+	}
+	return s.Kind + ":" + s.Name
+}
+
+// Matches says whether a request by user acts as subject: the user itself, one of its groups,
+// or the service account it authenticates as.
+func Matches(subject rbacv1.Subject, user authenticationv1.UserInfo) bool {
+	switch subject.Kind {
+	case rbacv1.UserKind:
+		return user.Username == subject.Name
+	case rbacv1.GroupKind:
+		return slices.Contains(user.Groups, subject.Name)
+	case rbacv1.ServiceAccountKind:
+		return user.Username == serviceAccountUsername(subject.Namespace, subject.Name)
+	}
+	return false
+}
+
+// serviceAccountUsername is the user name the API server gives a service account's tokens.
+func serviceAccountUsername(namespace, name string) string {
+	return "system:serviceaccount:" + namespace + ":" + name
 }
 
 // ReaderRoleName names the ClusterRole, and its binding, that let an organization's members read
@@ -178,7 +218,7 @@ func plan(members []tenancyv1alpha1.OrganizationMember, roles map[string]tenancy
 		for s := range want {
 			newcomers = append(newcomers, s)
 		}
-		slices.SortFunc(newcomers, compareSubjects)
+		slices.SortFunc(newcomers, CompareSubjects)
 		for i := 0; len(newcomers) > 0; i++ {
 			if i == len(shards) {
 				shards = append(shards, nil)
@@ -188,14 +228,15 @@ func plan(members []tenancyv1alpha1.OrganizationMember, roles map[string]tenancy
 			newcomers = newcomers[n:]
 		}
 		for i := range shards {
-			slices.SortFunc(shards[i], compareSubjects)
+			slices.SortFunc(shards[i], CompareSubjects)
 		}
 		access = append(access, Grant{ClusterRole: g.clusterRole, Home: g.home, Shards: shards})
 	}
 	return access
 }
 
-func compareSubjects(a, b rbacv1.Subject) int {
+// CompareSubjects orders subjects by kind, namespace and name.
+func CompareSubjects(a, b rbacv1.Subject) int {
 	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 }
 
@@ -277,7 +318,7 @@ func (g Grant) bindingOf(member *tenancyv1alpha1.OrganizationMember, role tenanc
 	}
 	subject := Subject(member)
 	for shard, subjects := range g.Shards {
-		if _, found := slices.BinarySearchFunc(subjects, subject, compareSubjects); found {
+		if _, found := slices.BinarySearchFunc(subjects, subject, CompareSubjects); found {
 			return RoleBindingName(g.ClusterRole, shard), true
 		}
 	}

@@ -65,23 +65,57 @@ func Subscription(s *tenancyv1alpha1.Subscription) field.ErrorList {
 	return nil
 }
 
-// Member checks a member's fields beyond the schema.
+// Member checks a member's fields beyond the schema: it is exactly one identity, and none of the
+// system's.
 func Member(m *tenancyv1alpha1.OrganizationMember) field.ErrorList {
 	spec := field.NewPath("spec")
-	errs := Email(spec.Child("email"), m.Spec.Email)
+	var errs field.ErrorList
+	kinds := 0
+	if m.Spec.Email != "" {
+		kinds++
+		errs = append(errs, Email(spec.Child("email"), m.Spec.Email)...)
+	}
+	if m.Spec.Group != "" {
+		kinds++
+		errs = append(errs, identityName(spec.Child("group"), m.Spec.Group, "groups")...)
+	}
+	if sa := m.Spec.ServiceAccount; sa != nil {
+		kinds++
+		p := spec.Child("serviceAccount")
+		for _, msg := range k8svalidation.IsDNS1123Label(sa.Namespace) {
+			errs = append(errs, field.Invalid(p.Child("namespace"), sa.Namespace, msg))
+		}
+		for _, msg := range k8svalidation.IsDNS1123Subdomain(sa.Name) {
+			errs = append(errs, field.Invalid(p.Child("name"), sa.Name, msg))
+		}
+	}
+	if kinds != 1 {
+		errs = append(errs, field.Invalid(spec, "", "a member is exactly one of: a user (email), a group (group) or a service account (serviceAccount)"))
+	}
 	if u := m.Spec.Username; u != "" {
-		if strings.HasPrefix(u, "system:") {
-			errs = append(errs, field.Forbidden(spec.Child("username"), "system: identities cannot be organization members"))
+		if m.Spec.Email == "" {
+			errs = append(errs, field.Forbidden(spec.Child("username"), "username names a user member and needs email"))
 		}
-		if strings.TrimSpace(u) != u || strings.ContainsAny(u, "\n\r\t") {
-			errs = append(errs, field.Invalid(spec.Child("username"), u, "must not contain surrounding white space or control characters"))
-		}
+		errs = append(errs, identityName(spec.Child("username"), u, "identities")...)
 	}
 	switch m.Spec.KubernetesRole {
 	case tenancyv1alpha1.KubernetesRoleAdmin, tenancyv1alpha1.KubernetesRoleEdit, tenancyv1alpha1.KubernetesRoleView, tenancyv1alpha1.KubernetesRoleNone, "":
 	default:
 		errs = append(errs, field.NotSupported(spec.Child("kubernetesRole"), m.Spec.KubernetesRole,
 			[]tenancyv1alpha1.KubernetesRole{"Admin", "Edit", "View", "None"}))
+	}
+	return errs
+}
+
+// identityName checks a user or group name: none of the system's, and no white space around it or
+// control characters in it, which would make it look like another.
+func identityName(p *field.Path, name, what string) field.ErrorList {
+	var errs field.ErrorList
+	if strings.HasPrefix(name, "system:") {
+		errs = append(errs, field.Forbidden(p, fmt.Sprintf("system: %s cannot be organization members", what)))
+	}
+	if strings.TrimSpace(name) != name || strings.ContainsAny(name, "\n\r\t") {
+		errs = append(errs, field.Invalid(p, name, "must not contain surrounding white space or control characters"))
 	}
 	return errs
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -58,13 +59,14 @@ func (d *Decider) homeOf(ctx context.Context, namespace string) (string, error) 
 }
 
 // adminOf returns the member through which user administers the organization, the one with the
-// highest kubernetesRole among the admins bound as user, or nil when user is none of its admins.
-// An admin being demoted or removed no longer counts as one.
-func adminOf(user string, stored []tenancyv1alpha1.OrganizationMember, ms arbiter.Membership) *tenancyv1alpha1.OrganizationMember {
+// highest kubernetesRole among the admins user acts as (itself, one of its groups, or its service
+// account), or nil when user is none of its admins. An admin being demoted or removed no longer
+// counts as one.
+func adminOf(user authenticationv1.UserInfo, stored []tenancyv1alpha1.OrganizationMember, ms arbiter.Membership) *tenancyv1alpha1.OrganizationMember {
 	var self *tenancyv1alpha1.OrganizationMember
 	for i := range stored {
 		s := &stored[i]
-		if membership.Subject(s).Name == user && ms.SurelyAdmin(s.Name) &&
+		if membership.Matches(membership.Subject(s), user) && ms.SurelyAdmin(s.Name) &&
 			(self == nil || membership.Rank(s.Spec.KubernetesRole) > membership.Rank(self.Spec.KubernetesRole)) {
 			self = s
 		}

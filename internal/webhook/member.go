@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -43,10 +44,12 @@ func (MemberDefaulter) Default(_ context.Context, m *tenancyv1alpha1.Organizatio
 
 // MemberValidator decides who may change an organization's members and how: only the
 // organization's admins and platform admins may create, change or delete members; nobody but a
-// platform admin grants a kubernetesRole above their own; members are unique by email, live in the
-// home namespace of an existing organization, stay within maxMembers and maxAdmins, and the last
-// admin is never removed or demoted. Every rule is decided on what the API server stores, through
-// internal/arbiter, so that racing requests cannot pass a rule together.
+// platform admin grants a kubernetesRole above their own; members are unique by email and by the
+// identity they are bound as; a service account member lives in one of the organization's
+// namespaces; members live in the home namespace of an existing organization, stay within
+// maxMembers and maxAdmins, and the last admin is never removed or demoted. Every rule is decided
+// on what the API server stores, through internal/arbiter, so that racing requests cannot pass a
+// rule together.
 type MemberValidator struct {
 	Decider
 }
@@ -155,6 +158,11 @@ func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organi
 				fmt.Sprintf("%s (already used by member %s)", m.Spec.Email, owner))})
 		}
 	}
+	if old == nil || membership.Subject(old) != membership.Subject(m) {
+		if err := v.admitSubject(ctx, org, ms, name, m); err != nil {
+			return err
+		}
+	}
 	if old == nil || (m.Spec.Admin && !wasAdmin) {
 		q, err := v.quotas(ctx, org)
 		if err != nil {
@@ -174,6 +182,45 @@ func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organi
 	return nil
 }
 
+// admitSubject checks the identity a member is bound as: no other member is bound as it, and a
+// service account lives in one of the organization's namespaces, so that no tenant hands its
+// organization's rights to a workload of another.
+func (v *MemberValidator) admitSubject(ctx context.Context, org *tenancyv1alpha1.Organization, ms arbiter.Membership, name string, m *tenancyv1alpha1.OrganizationMember) error {
+	subject := membership.Subject(m)
+	path := subjectPath(m)
+	if owner := ms.SubjectOwner(name, membership.SubjectString(subject)); owner != "" {
+		return invalid(memberKind, name, field.ErrorList{field.Duplicate(path,
+			fmt.Sprintf("%s (member %s is already bound as it)", membership.SubjectString(subject), owner))})
+	}
+	sa := m.Spec.ServiceAccount
+	if sa == nil {
+		return nil
+	}
+	known, err := v.namespacesOf(ctx, org.Name)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(known.names, sa.Namespace) {
+		return invalid(memberKind, name, field.ErrorList{field.Forbidden(path.Child("namespace"), fmt.Sprintf(
+			"namespace %s is not a namespace of organization %s: a service account member must live in one of the organization's own namespaces", sa.Namespace, org.Name))})
+	}
+	return nil
+}
+
+// subjectPath is the field that names the member's identity.
+func subjectPath(m *tenancyv1alpha1.OrganizationMember) *field.Path {
+	spec := field.NewPath("spec")
+	switch {
+	case m.Spec.Group != "":
+		return spec.Child("group")
+	case m.Spec.ServiceAccount != nil:
+		return spec.Child("serviceAccount")
+	case m.Spec.Username != "":
+		return spec.Child("username")
+	}
+	return spec.Child("email")
+}
+
 // authorize lets an admin of the organization change its members, granting no kubernetesRole
 // above the admin's own, and refuses everyone else.
 func authorize(user authenticationv1.UserInfo, stored []tenancyv1alpha1.OrganizationMember, ms arbiter.Membership, org string,
@@ -182,7 +229,7 @@ func authorize(user authenticationv1.UserInfo, stored []tenancyv1alpha1.Organiza
 	if target == nil {
 		target = old
 	}
-	self := adminOf(user.Username, stored, ms)
+	self := adminOf(user, stored, ms)
 	if self == nil {
 		return notAdmin(membersResource, target.Name, user.Username, org, op, "members")
 	}

@@ -88,7 +88,7 @@ func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespac
 		return nil, apierrors.NewInternalError(err)
 	}
 	if !admin {
-		if err := v.authorize(ctx, req.UserInfo.Username, ns, before, after); err != nil {
+		if err := v.authorize(ctx, req.UserInfo, ns, before, after); err != nil {
 			return nil, err
 		}
 	}
@@ -102,7 +102,7 @@ func (v *NamespaceValidator) check(ctx context.Context, old, ns *corev1.Namespac
 // authorize lets an organization's admins add namespaces to it and take them out, and nothing
 // else: the home namespace's labels, the project label, project namespaces joining or leaving and
 // moves between organizations are for platform admins.
-func (v *NamespaceValidator) authorize(ctx context.Context, user string, ns *corev1.Namespace, before, after tenancyLabels) error {
+func (v *NamespaceValidator) authorize(ctx context.Context, user authenticationv1.UserInfo, ns *corev1.Namespace, before, after tenancyLabels) error {
 	labels := field.NewPath("metadata", "labels")
 	orgLabel := labels.Key(tenancyv1alpha1.OrganizationLabel)
 	switch {
@@ -133,7 +133,7 @@ func (v *NamespaceValidator) authorize(ctx context.Context, user string, ns *cor
 	}
 	if !ok {
 		return v.forbid(ns, field.Forbidden(orgLabel,
-			fmt.Sprintf("user %q is not an admin of organization %s; only its admins and platform admins may %s it", user, org, verb)))
+			fmt.Sprintf("user %q is not an admin of organization %s; only its admins and platform admins may %s it", user.Username, org, verb)))
 	}
 	return nil
 }
@@ -142,9 +142,9 @@ func (v *NamespaceValidator) forbid(ns *corev1.Namespace, err *field.Error) erro
 	return invalid(namespaceKind, ns.Name, field.ErrorList{err})
 }
 
-// isOrganizationAdmin reports whether user is bound as an admin member of org, as the API server
-// stores the members; an admin being demoted or removed no longer counts.
-func (v *NamespaceValidator) isOrganizationAdmin(ctx context.Context, org, user string) (bool, error) {
+// isOrganizationAdmin reports whether user, or one of its groups, is bound as an admin member of
+// org, as the API server stores the members; an admin being demoted or removed no longer counts.
+func (v *NamespaceValidator) isOrganizationAdmin(ctx context.Context, org string, user authenticationv1.UserInfo) (bool, error) {
 	o := &tenancyv1alpha1.Organization{}
 	if err := v.Live.Get(ctx, types.NamespacedName{Name: org}, o); err != nil {
 		return false, client.IgnoreNotFound(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -129,7 +130,7 @@ func (v *ProjectValidator) decide(ctx context.Context, old, p *tenancyv1alpha1.O
 			return false, nil // the organization is going away, and its projects with it
 		}
 		if !platformAdmin {
-			if err := v.authorize(ctx, req.UserInfo.Username, org, req.Operation, old, p); err != nil {
+			if err := v.authorize(ctx, req.UserInfo, org, req.Operation, old, p); err != nil {
 				return false, err
 			}
 		}
@@ -157,7 +158,7 @@ func (v *ProjectValidator) decide(ctx context.Context, old, p *tenancyv1alpha1.O
 
 // authorize lets an admin of the organization change its projects, granting no role in a
 // project above the admin's own there, and refuses everyone else.
-func (v *ProjectValidator) authorize(ctx context.Context, user string, org *tenancyv1alpha1.Organization, op admissionv1.Operation,
+func (v *ProjectValidator) authorize(ctx context.Context, user authenticationv1.UserInfo, org *tenancyv1alpha1.Organization, op admissionv1.Operation,
 	old, p *tenancyv1alpha1.OrganizationProject) error {
 	target := p
 	if target == nil {
@@ -169,12 +170,12 @@ func (v *ProjectValidator) authorize(ctx context.Context, user string, org *tena
 	}
 	self := adminOf(user, stored.Items, arbiter.NewMembership(stored.Items, org.Status.Admitted, v.Clock.Now()))
 	if self == nil {
-		return notAdmin(projectsResource, target.Name, user, org.Name, op, "projects")
+		return notAdmin(projectsResource, target.Name, user.Username, org.Name, op, "projects")
 	}
 	if p == nil {
 		return nil
 	}
-	return invalid(projectKind, p.Name, escalations(user, self, old, p))
+	return invalid(projectKind, p.Name, escalations(user.Username, self, old, p))
 }
 
 // escalations lists the project roles that p grants above the role the admin self (bound as

@@ -442,10 +442,18 @@ subjects: [{kind: User, apiGroup: rbac.authorization.k8s.io, name: carol@globex.
 				`{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:authenticated"}`,
 				`{"kind": "ServiceAccount", "name": "org-operator-controller-manager", "namespace": "org-operator-system"}`,
 				`{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "` + operatorUser + `"}`,
+				`{"kind": "ServiceAccount", "name": "deployer", "namespace": "org-operator-system"}`,
+				`{"kind": "ServiceAccount", "name": "default", "namespace": "kube-system"}`,
+				`{"kind": "ServiceAccount", "name": "default", "namespace": "kube-flannel"}`,
+				`{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:masters"}`,
 			} {
 				denied(guardBinding, as("patch", "clusterrolebinding", "org-operator:organization:globex", "--type=json",
 					"-p", `[{"op": "add", "path": "/subjects/-", "value": `+subject+`}]`))
 			}
+			By("group and service-account members, as an organization's reader binding lists them")
+			allowed(as("patch", "clusterrolebinding", "org-operator:organization:globex", "--type=json", "-p",
+				`[{"op": "add", "path": "/subjects/-", "value": {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "globex:developers"}},`+
+					`{"op": "add", "path": "/subjects/-", "value": {"kind": "ServiceAccount", "name": "deployer", "namespace": "globex-ci"}}]`))
 			allowed(as("delete", "clusterrolebinding", "org-operator:organization:globex"))
 
 			By("members' shared RoleBindings in the organization's namespaces, patched, replaced and deleted as the organization controller does")

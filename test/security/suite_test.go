@@ -64,6 +64,8 @@ const (
 	nora     = "nora@alpha.example" // member of alpha with kubernetesRole None
 	carol    = "carol@beta.example" // admin of beta
 	mallory  = "mallory@example.com"
+	gina     = "gina@sso.example"                         // in developersGroup, which is an Edit member of alpha
+	deployer = "system:serviceaccount:alpha-dev:deployer" // a View member of alpha
 	operator = testenv.OperatorUser
 	// kube-controller-manager's controllers create pods with their own ServiceAccounts' rights.
 	replicaSets = "system:serviceaccount:kube-system:replicaset-controller"
@@ -75,7 +77,12 @@ var groups = map[string][]string{
 	operator:    {"system:serviceaccounts", "system:serviceaccounts:org-operator-system"},
 	replicaSets: {"system:serviceaccounts", "system:serviceaccounts:kube-system"},
 	jobs:        {"system:serviceaccounts", "system:serviceaccounts:kube-system"},
+	gina:        {developersGroup, "oidc:other-team"},
+	deployer:    {"system:serviceaccounts", "system:serviceaccounts:alpha-dev"},
 }
+
+// developersGroup is a group from the identity provider, a member of alpha.
+const developersGroup = "oidc:alpha-developers"
 
 // as returns an uncached client acting as who, with system:authenticated as a user's kubectl has.
 func as(who string) client.Client {
@@ -86,6 +93,25 @@ func as(who string) client.Client {
 	c, err := env.ClientAs(who, groups[who]...)
 	Expect(err).NotTo(HaveOccurred())
 	return c
+}
+
+func groupMember(ns, name, group string, role tenancyv1alpha1.KubernetesRole) *tenancyv1alpha1.OrganizationMember {
+	m := member(ns, name, "", false, role)
+	m.Spec.Group = group
+	return m
+}
+
+func serviceAccountMember(ns, name, saNamespace, saName string, role tenancyv1alpha1.KubernetesRole) *tenancyv1alpha1.OrganizationMember {
+	m := member(ns, name, "", false, role)
+	m.Spec.ServiceAccount = &tenancyv1alpha1.ServiceAccountSubject{Namespace: saNamespace, Name: saName}
+	return m
+}
+
+// ownerMember is the admin member the operator makes for an organization's owner.
+func ownerMember(org, name string) *tenancyv1alpha1.OrganizationMember {
+	m := member(org, name, "owner@"+org+".example", true, tenancyv1alpha1.KubernetesRoleAdmin)
+	m.Labels = map[string]string{tenancyv1alpha1.OrganizationLabel: org, tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue}
+	return m
 }
 
 func member(ns, name, email string, isAdmin bool, role tenancyv1alpha1.KubernetesRole) *tenancyv1alpha1.OrganizationMember {
@@ -163,6 +189,8 @@ func buildWorld(ctx context.Context) {
 		member("alpha", "dave", dave, false, tenancyv1alpha1.KubernetesRoleEdit),
 		member("alpha", "bob", bob, false, tenancyv1alpha1.KubernetesRoleView),
 		member("alpha", "nora", nora, false, tenancyv1alpha1.KubernetesRoleNone),
+		groupMember("alpha", "developers", developersGroup, tenancyv1alpha1.KubernetesRoleEdit),
+		serviceAccountMember("alpha", "deployer", "alpha-dev", "deployer", tenancyv1alpha1.KubernetesRoleView),
 		member("beta", "carol", carol, true, tenancyv1alpha1.KubernetesRoleAdmin),
 		member("full", "fred", "fred@full.example", true, tenancyv1alpha1.KubernetesRoleAdmin),
 	} {
@@ -239,6 +267,8 @@ func short(who string) string {
 		return "the replicaset controller"
 	case jobs:
 		return "the job controller"
+	case deployer:
+		return "the deployer service account"
 	}
 	if at := strings.IndexByte(who, '@'); at > 0 {
 		return who[:at]
