@@ -834,7 +834,7 @@ var _ = Describe("The samples in config/samples", func() {
 		Expect(kinds).To(Equal(map[string][]string{
 			"OrganizationPlan":    {"free", "trial", "business", "enterprise"},
 			"Organization":        {"acme", "globex"},
-			"OrganizationMember":  {"acme/alice", "acme/bob", "globex/carol"},
+			"OrganizationMember":  {"acme/alice", "acme/bob", "globex/carol", "acme/developers", "acme/deployer"},
 			"OrganizationProject": {"acme/web"},
 			"Namespace":           {"acme-staging"},
 		}))
