@@ -9,7 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
@@ -170,6 +172,43 @@ var _ = Describe("Members that are groups and service accounts", Ordered, func()
 		Expect(err).To(MatchError(ContainSubstring("leads is the last admin of organization initrode")))
 		Expect(admin.Delete(ctx, member("initrode", "leads", "", false, ""))).To(MatchError(ContainSubstring("leads is the last admin")))
 		Expect(testenv.Changed(before, snapshot(ctx))).To(BeEmpty())
+	})
+})
+
+var _ = Describe("An organization's owner, through admission", func() {
+	It("is refused by maxMembers like anyone, reported as OwnerNotAdded, and added once the quota allows", func(ctx SpecContext) {
+		org := organization("hooli", tenancyv1alpha1.DeletionPolicyCascade)
+		org.Spec.Quotas = &tenancyv1alpha1.Quotas{MaxMembers: ptr(int32(1))}
+		Expect(admin.Create(ctx, org)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { _ = admin.Delete(ctx, org) })
+		Eventually(func() error { return admin.Get(ctx, client.ObjectKey{Name: "hooli"}, &corev1.Namespace{}) }).Should(Succeed())
+		Expect(admin.Create(ctx, member("hooli", "gilfoyle", "gilfoyle@hooli.example", false, tenancyv1alpha1.KubernetesRoleView))).To(Succeed())
+		Expect(admin.Patch(ctx, &tenancyv1alpha1.Organization{ObjectMeta: metav1.ObjectMeta{Name: "hooli"}},
+			client.RawPatch(types.MergePatchType, []byte(`{"spec":{"owner":{"email":"gavin@hooli.example"}}}`)))).To(Succeed())
+		Eventually(func(g Gomega) {
+			o := get(ctx, client.ObjectKey{Name: "hooli"}, &tenancyv1alpha1.Organization{})
+			stalled := meta.FindStatusCondition(o.Status.Conditions, tenancyv1alpha1.StalledCondition)
+			g.Expect(stalled).NotTo(BeNil())
+			g.Expect(stalled.Reason).To(Equal(tenancyv1alpha1.OwnerNotAddedReason))
+			g.Expect(stalled.Message).To(ContainSubstring("maxMembers"))
+			g.Expect(o.Status.Owner).To(BeNil())
+			g.Expect(meta.IsStatusConditionTrue(o.Status.Conditions, tenancyv1alpha1.AdminMissingCondition)).To(BeTrue())
+		}).Should(Succeed())
+		members := &tenancyv1alpha1.OrganizationMemberList{}
+		Expect(admin.List(ctx, members, client.InNamespace("hooli"))).To(Succeed())
+		Expect(members.Items).To(HaveLen(1))
+
+		By("room for one more member")
+		Expect(admin.Patch(ctx, &tenancyv1alpha1.Organization{ObjectMeta: metav1.ObjectMeta{Name: "hooli"}},
+			client.RawPatch(types.MergePatchType, []byte(`{"spec":{"quotas":{"maxMembers":2}}}`)))).To(Succeed())
+		Eventually(func(g Gomega) {
+			o := get(ctx, client.ObjectKey{Name: "hooli"}, &tenancyv1alpha1.Organization{})
+			g.Expect(o.Status.Owner).To(Equal(&tenancyv1alpha1.OwnerStatus{Subject: "User:gavin@hooli.example", Member: "owner"}))
+			g.Expect(meta.IsStatusConditionTrue(o.Status.Conditions, tenancyv1alpha1.ReadyCondition)).To(BeTrue())
+			g.Expect(meta.FindStatusCondition(o.Status.Conditions, tenancyv1alpha1.StalledCondition)).To(BeNil())
+		}).Should(Succeed())
+		owner := get(ctx, client.ObjectKey{Namespace: "hooli", Name: "owner"}, &tenancyv1alpha1.OrganizationMember{})
+		Expect(owner.Spec.Admin).To(BeTrue())
 	})
 })
 
