@@ -160,16 +160,7 @@ func get[T client.Object](ctx context.Context, key client.ObjectKey, obj T) T {
 type op func(ctx context.Context) error
 
 func patchLabels(user, name string, change func(map[string]string)) op {
-	return func(ctx context.Context) error {
-		c := as(user)
-		ns := get(ctx, client.ObjectKey{Name: name}, &corev1.Namespace{})
-		before := ns.DeepCopy()
-		if ns.Labels == nil {
-			ns.Labels = map[string]string{}
-		}
-		change(ns.Labels)
-		return c.Patch(ctx, ns, client.MergeFrom(before))
-	}
+	return func(ctx context.Context) error { return patchLabelsAs(as(user), name, change)(ctx) }
 }
 
 func updateMember(user, ns, name string, change func(*tenancyv1alpha1.OrganizationMember)) op {
