@@ -177,9 +177,10 @@ func (v *RedemptionValidator) ValidateCreate(ctx context.Context, r *tenancyv1al
 	}
 	now := v.Clock.Now()
 	if ok, wait := v.Limiter.Allowed(user, now); !ok {
+		// No Retry-After: clients would retry silently until the window passes, and a person
+		// should see why.
 		return nil, apierrors.NewTooManyRequests(fmt.Sprintf(
-			"user %q failed %d redemptions in the last %s; try again in %s", user, v.Limiter.Max, v.Limiter.Window, wait.Round(time.Second)),
-			int(wait.Round(time.Second).Seconds())+1)
+			"user %q failed %d redemptions in the last %s; try again in %s", user, v.Limiter.Max, v.Limiter.Window, wait.Round(time.Second)), 0)
 	}
 	dryRun := req.DryRun != nil && *req.DryRun
 	for attempt := 0; ; attempt++ {
