@@ -164,8 +164,8 @@ func (r *OrganizationInvitationReconciler) reconcileToken(ctx context.Context, s
 				tenancyv1alpha1.ManagedByLabel:  tenancyv1alpha1.ManagedByValue,
 			},
 		},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{tenancyv1alpha1.InvitationTokenKey: []byte(token)},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{tenancyv1alpha1.InvitationTokenKey: []byte(token)},
 	}
 	if err := controllerutil.SetControllerReference(inv, secret, r.Scheme()); err != nil {
 		return ctrl.Result{}, err

@@ -34,6 +34,7 @@ const (
 	guardWebhook       = "org-operator may change only the CA bundle"
 	guardSecret        = "org-operator may create and delete only invitation Secrets"
 	guardSecretContent = "org-operator may create only Opaque invitation Secrets holding one key, token"
+	guardMember        = "the operator creates only the members of redeemed invitations"
 )
 
 // guardNames are the policies this file tries, of config/rbac/operator_guard_policy.yaml, each
@@ -404,6 +405,16 @@ stringData: {password: hunter2}
 			name := strings.TrimPrefix(strings.TrimSpace(out), "secret/")
 			Expect(name).To(HavePrefix("bob-invitation-"))
 			allowed(as("delete", "secret", name, "-n", "initech"))
+
+			By("creating no member but the one of a redeemed invitation")
+			member := func(labels, spec string) string {
+				return fmt.Sprintf("apiVersion: tenancy.orgoperator.io/v1alpha1\nkind: OrganizationMember\nmetadata: {name: bob, namespace: initech, labels: %s}\nspec: %s", labels, spec)
+			}
+			denied(guardMember, create(member("{}", "{email: bob@initech.example, username: bob}")))
+			denied(guardMember, create(member("{tenancy.orgoperator.io/invitation: other}", "{email: bob@initech.example, username: bob}")))
+			denied(guardMember, create(member("{tenancy.orgoperator.io/invitation: bob}", "{email: bob@initech.example}")))
+			allowed(create(member("{tenancy.orgoperator.io/invitation: bob}", "{email: bob@initech.example, username: bob, kubernetesRole: Edit}")))
+			denied("never their spec", as("patch", "organizationmember", "bob", "-n", "initech", "--type=merge", "-p", `{"spec": {"kubernetesRole": "Admin"}}`))
 		})
 
 		It("left everything as it was after the denials", func() {
