@@ -198,7 +198,7 @@ type OrganizationInvitationStatus struct {
 // +kubebuilder:printcolumn:name="Admin",type=boolean,JSONPath=`.spec.admin`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.kubernetesRole`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.spec.expiresAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.spec.expiresAt`
 // +kubebuilder:printcolumn:name="Member",type=string,JSONPath=`.status.member`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=1
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
