@@ -112,6 +112,14 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the organization member controller: %w", err)
 	}
+	if err := (&OrganizationInvitationReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("organizationinvitation-controller"),
+		Clock:     opts.Clock,
+	}).SetupWithManager(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the organization invitation controller: %w", err)
+	}
 	if err := (&OrganizationPlanReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the organization plan controller: %w", err)
 	}

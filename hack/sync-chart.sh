@@ -24,7 +24,7 @@ rm -rf "${out}/rbac"
 mkdir -p "${out}/rbac"
 for f in role.yaml leader_election_role.yaml metrics_auth_role.yaml metrics_reader_role.yaml \
 	organization_admin_role.yaml orgoperator_viewer_role.yaml orgoperator_editor_role.yaml \
-	operator_guard_policy.yaml operator_guard_binding.yaml tenancy_policy.yaml; do
+	operator_guard_policy.yaml operator_guard_binding.yaml tenancy_policy.yaml invitation_redeemer_role.yaml; do
 	cp "${root}/config/rbac/${f}" "${out}/rbac/${f}"
 done
 

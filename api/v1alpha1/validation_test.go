@@ -832,17 +832,19 @@ var _ = Describe("The samples in config/samples", func() {
 			}
 		}
 		Expect(kinds).To(Equal(map[string][]string{
-			"OrganizationPlan":    {"free", "trial", "business", "enterprise"},
-			"Organization":        {"acme", "globex"},
-			"OrganizationMember":  {"acme/alice", "acme/bob", "globex/carol", "acme/developers", "acme/deployer"},
-			"OrganizationProject": {"acme/web"},
-			"Namespace":           {"acme-staging"},
+			"OrganizationPlan":       {"free", "trial", "business", "enterprise"},
+			"Organization":           {"acme", "globex"},
+			"OrganizationMember":     {"acme/alice", "acme/bob", "globex/carol", "acme/developers", "acme/deployer"},
+			"OrganizationProject":    {"acme/web"},
+			"OrganizationInvitation": {"acme/dana"},
+			"Namespace":              {"acme-staging"},
 		}))
 	})
 
 	It("decode strictly into the Go types", func() {
 		decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
-		for _, file := range []string{"tenancy_v1alpha1_organizationplan.yaml", "tenancy_v1alpha1_organization.yaml", "tenancy_v1alpha1_organizationmember.yaml"} {
+		for _, file := range []string{"tenancy_v1alpha1_organizationplan.yaml", "tenancy_v1alpha1_organization.yaml", "tenancy_v1alpha1_organizationmember.yaml",
+			"tenancy_v1alpha1_organizationinvitation.yaml"} {
 			for _, obj := range readManifests(filepath.Join(samplesDir, file)) {
 				data, err := obj.MarshalJSON()
 				Expect(err).NotTo(HaveOccurred())

@@ -18,6 +18,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/arbiter"
+	"github.com/orgoperator/org-operator/internal/invitation"
 	"github.com/orgoperator/org-operator/internal/ledger"
 	"github.com/orgoperator/org-operator/internal/podcache"
 )
@@ -48,6 +49,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := registerDefaulting(mgr, &tenancyv1alpha1.OrganizationProject{}, &ProjectDefaulter{}); err != nil {
 		return fmt.Errorf("organization project webhooks: %w", err)
 	}
+	if err := registerDefaulting(mgr, &tenancyv1alpha1.OrganizationInvitation{}, &InvitationDefaulter{Clock: opts.Clock}); err != nil {
+		return fmt.Errorf("organization invitation webhooks: %w", err)
+	}
 	c := mgr.GetClient()
 	// Who may do what, and the rules that must hold under concurrency, are decided on what the API
 	// server stores, never on the cache.
@@ -73,6 +77,17 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		WithValidator(&ProjectValidator{Decider: decider}).
 		Complete(); err != nil {
 		return fmt.Errorf("organization project webhooks: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.OrganizationInvitation{}).
+		WithValidator(&InvitationValidator{Decider: decider}).
+		Complete(); err != nil {
+		return fmt.Errorf("organization invitation webhooks: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &tenancyv1alpha1.OrganizationInvitationRedemption{}).
+		WithValidator(&RedemptionValidator{Decider: decider, Limiter: invitation.NewLimiter(RedemptionFailures, RedemptionWindow),
+			Recorder: mgr.GetEventRecorder("organizationinvitation-webhook")}).
+		Complete(); err != nil {
+		return fmt.Errorf("organization invitation redemption webhook: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
 		WithValidator(&NamespaceValidator{Decider: decider}).

@@ -32,11 +32,14 @@ const (
 	guardNamespaceGone = "org-operator may delete only organization namespaces"
 	guardQuota         = "org-operator may write only its own ResourceQuotas"
 	guardWebhook       = "org-operator may change only the CA bundle"
+	guardSecret        = "org-operator may create and delete only invitation Secrets"
+	guardSecretContent = "org-operator may create only Opaque invitation Secrets holding one key, token"
+	guardMember        = "the operator creates only the members of redeemed invitations"
 )
 
 // guardNames are the policies this file tries, of config/rbac/operator_guard_policy.yaml, each
 // bound by the binding of the same name, without the prefix org-operator-. The file may hold more.
-var guardNames = []string{"guard-rbac", "guard-namespaces", "guard-quotas", "guard-webhooks"}
+var guardNames = []string{"guard-rbac", "guard-namespaces", "guard-quotas", "guard-webhooks", "guard-secrets"}
 
 // guards are the policies and bindings of a rendering named <prefix>guard-*, the guards of
 // operator_guard_policy.yaml, by kind/name.
@@ -351,6 +354,67 @@ spec: {limits: [{type: Container, default: {cpu: "1"}}]}`))
 			}))
 			Expect(nested(c.get("validatingwebhookconfiguration", "", "org-operator-validating-webhook-configuration"), "webhooks")).To(
 				ConsistOf(HaveKeyWithValue("clientConfig", HaveKeyWithValue("caBundle", "Zm9v"))))
+		})
+
+		It("lets the operator create and delete only invitation token Secrets in home namespaces, and read none", func() {
+			c.kubectl("create", "-f", "-").withStdin(`
+apiVersion: v1
+kind: Namespace
+metadata: {name: initech, labels: {tenancy.orgoperator.io/organization: initech, tenancy.orgoperator.io/home: "true"}}
+---
+apiVersion: tenancy.orgoperator.io/v1alpha1
+kind: OrganizationInvitation
+metadata: {name: bob, namespace: initech}
+spec: {email: bob@initech.example}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: tenant-own, namespace: initech}
+stringData: {password: hunter2}
+`).mustRun()
+			uid := string(c.get("organizationinvitation", "initech", "bob").GetUID())
+			invOwner := fmt.Sprintf(`[{apiVersion: tenancy.orgoperator.io/v1alpha1, kind: OrganizationInvitation, name: bob, uid: %s, controller: true, blockOwnerDeletion: true}]`, uid)
+			secret := func(ns, labels, owners, rest string) string {
+				return fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {generateName: bob-invitation-, namespace: %s, labels: %s, ownerReferences: %s}\n%s", ns, labels, owners, rest)
+			}
+			const label = `{tenancy.orgoperator.io/invitation: bob, app.kubernetes.io/managed-by: org-operator}`
+			const token = "data: {token: dG9rZW4=}"
+
+			By("reading no Secret, the home namespace's included")
+			canI, _, _ := as("auth", "can-i", "get", "secrets", "-n", "initech").run()
+			Expect(canI).To(Equal("no\n"))
+			denied(forbidden, as("get", "secret", "tenant-own", "-n", "initech"))
+			denied(forbidden, as("get", "secrets", "-n", "initech"))
+			denied(forbidden, as("patch", "secret", "tenant-own", "-n", "initech", "--type=merge", "-p", `{"stringData": {"password": "x"}}`))
+
+			By("writing no Secret but an invitation's token in a home namespace")
+			denied(guardSecret, create(secret("plain", label, invOwner, token)))
+			denied(guardSecret, create(secret("acme-staging", label, invOwner, token))) // an organization namespace, not a home
+			denied(guardSecret, create(secret("kube-system", label, invOwner, token)))
+			denied(guardSecret, create(secret("initech", `{app.kubernetes.io/managed-by: org-operator}`, invOwner, token)))
+			denied(guardSecret, create(secret("initech", label, "[]", token)))
+			denied(guardSecret, create(secret("initech", label, owner("acme"), token)))
+			denied(guardSecretContent, create(secret("initech", label, invOwner, "data: {token: dG9rZW4=, other: eA==}")))
+			denied(guardSecretContent, create(secret("initech", `{tenancy.orgoperator.io/invitation: bob, app: x}`, invOwner, token)))
+			denied(guardSecretContent, create(secret("initech", label, invOwner, "type: example.com/other\n"+token)))
+			denied(guardSecret, as("delete", "secret", "tenant-own", "-n", "initech"))
+			Expect(c.get("secret", "initech", "tenant-own")).NotTo(BeNil())
+
+			By("and writing that one, and deleting it, as the invitation controller does")
+			out := as("create", "-o", "name", "-f", "-").withStdin(secret("initech", label, invOwner, "type: Opaque\n"+token)).mustRun()
+			name := strings.TrimPrefix(strings.TrimSpace(out), "secret/")
+			Expect(name).To(HavePrefix("bob-invitation-"))
+			allowed(as("delete", "secret", name, "-n", "initech"))
+
+			By("creating no member but the one of a redeemed invitation")
+			member := func(labels, spec string) string {
+				return fmt.Sprintf("apiVersion: tenancy.orgoperator.io/v1alpha1\nkind: OrganizationMember\nmetadata: {name: bob, namespace: initech, labels: %s}\nspec: %s", labels, spec)
+			}
+			denied(guardMember, create(member("{}", "{email: bob@initech.example, username: bob}")))
+			denied(guardMember, create(member("{tenancy.orgoperator.io/invitation: other}", "{email: bob@initech.example, username: bob}")))
+			denied(guardMember, create(member("{tenancy.orgoperator.io/invitation: bob}", "{email: bob@initech.example}")))
+			allowed(create(member("{tenancy.orgoperator.io/invitation: bob}", "{email: bob@initech.example, username: bob, kubernetesRole: Edit}")))
+			denied("never their spec", as("patch", "organizationmember", "bob", "-n", "initech", "--type=merge", "-p", `{"spec": {"kubernetesRole": "Admin"}}`))
 		})
 
 		It("left everything as it was after the denials", func() {

@@ -199,8 +199,8 @@ var rules = []rule{
 	{"get member bob of alpha", getObj(key("alpha", "bob"), &tenancyv1alpha1.OrganizationMember{}), everyone(allowed, map[string]outcome{
 		nora: rbac("get", "organizationmembers"), carol: rbac("get", "organizationmembers"), mallory: rbac("get", "organizationmembers")})},
 	{"add a View member to alpha", createObj(member("alpha", "vic", "vic@alpha.example", false, tenancyv1alpha1.KubernetesRoleView)),
-		everyone(rbac("create", "organizationmembers"), map[string]outcome{platform: allowed, alice: allowed, adam: allowed, operator: guard})},
-	// The operator creates one kind of member: its organization owner's admin member.
+		everyone(rbac("create", "organizationmembers"), map[string]outcome{platform: allowed, alice: allowed, adam: allowed, operator: denied("the operator creates only, in a home namespace, the members of redeemed invitations")})},
+	// Besides the members of redeemed invitations, the operator creates one kind of member: its organization owner's admin member.
 	{"add an owner's admin member to alpha", createObj(ownerMember("alpha", "owner")),
 		everyone(rbac("create", "organizationmembers"), map[string]outcome{platform: allowed, alice: allowed, operator: allowed,
 			adam: denied("kubernetesRole Edit in organization alpha and cannot grant Admin")})},
@@ -319,6 +319,25 @@ var rules = []rule{
 		alice: denied("namespace alpha-site is the namespace of project site of organization alpha: delete the project rather than take its namespace out"),
 		adam:  denied("delete the project rather than take its namespace out"), operator: guard}},
 
+	// Invitations: made by organization admins, up to their own role; redeemed by anyone
+	// authenticated who holds the token, and readable by nobody but the operator.
+	{"list alpha's invitations", list(&tenancyv1alpha1.OrganizationInvitationList{}, client.InNamespace("alpha")), everyone(rbac("list", "organizationinvitations"), map[string]outcome{
+		platform: allowed, alice: allowed, adam: allowed, operator: allowed})},
+	{"invite a View member into alpha", createObj(invitation("alpha", "vic", "vic@alpha.example", tenancyv1alpha1.KubernetesRoleView)),
+		everyone(rbac("create", "organizationinvitations"), map[string]outcome{platform: allowed, alice: allowed, adam: allowed})},
+	{"invite an Admin member into alpha", createObj(invitation("alpha", "val", "val@alpha.example", tenancyv1alpha1.KubernetesRoleAdmin)),
+		map[string]outcome{platform: allowed, alice: allowed, adam: denied(`user "adam@alpha.example" has kubernetesRole Edit in organization alpha and cannot invite with Admin`),
+			dave: rbac("create", "organizationinvitations"), carol: rbac("create", "organizationinvitations")}},
+	{"invite into beta", createObj(invitation("beta", "vic", "vic@beta.example", tenancyv1alpha1.KubernetesRoleView)), map[string]outcome{
+		platform: allowed, carol: allowed, alice: rbac("create", "organizationinvitations"), mallory: rbac("create", "organizationinvitations")}},
+	{"redeem an invitation of alpha that does not exist", createObj(&tenancyv1alpha1.OrganizationInvitationRedemption{ObjectMeta: metav1.ObjectMeta{Name: "guess"},
+		Spec: tenancyv1alpha1.OrganizationInvitationRedemptionSpec{Organization: "alpha", Invitation: "nobody", Token: "guess"}}),
+		everyone(denied("spec.invitation: Not found"), map[string]outcome{operator: denied("is a system: identity")})},
+	{"list invitation redemptions", list(&tenancyv1alpha1.OrganizationInvitationRedemptionList{}), everyone(rbac("list", "organizationinvitationredemptions"), map[string]outcome{
+		platform: allowed, operator: allowed})},
+	{"get an invitation redemption", getObj(key("", "guess"), &tenancyv1alpha1.OrganizationInvitationRedemption{}), map[string]outcome{
+		alice: rbac("get", "organizationinvitationredemptions"), mallory: rbac("get", "organizationinvitationredemptions")}},
+
 	// RoleBindings: the built-in escalation check, and the operator's guard.
 	{"bind admin in alpha-dev to mallory", createObj(binding("alpha-dev", "helper", "admin", mallory)), map[string]outcome{
 		platform: allowed, alice: allowed, dave: rbac("create", "rolebindings"), bob: rbac("create", "rolebindings"), carol: rbac("create", "rolebindings")}},
@@ -380,6 +399,10 @@ var rules = []rule{
 	{"read the Secret of kube-system", getObj(key("kube-system", "token"), &corev1.Secret{}), everyone(rbac("get", "secrets"), map[string]outcome{platform: allowed})},
 	{"list the Secrets of namespace outside", list(&corev1.SecretList{}, client.InNamespace("outside")), map[string]outcome{alice: rbac("list", "secrets"), operator: rbac("list", "secrets")}},
 	{"list the Secrets of the operator's namespace", list(&corev1.SecretList{}, client.InNamespace("org-operator-system")), map[string]outcome{operator: allowed, alice: rbac("list", "secrets")}},
+	{"create a Secret in alpha-dev", createObj(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "alpha-dev", Name: "planted"},
+		StringData: map[string]string{"token": "x"}}), map[string]outcome{alice: allowed, dave: allowed, bob: rbac("create", "secrets"), operator: guard}},
+	{"delete the Secret of alpha-dev", deleteObj(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "alpha-dev", Name: "token"}}),
+		map[string]outcome{alice: allowed, bob: rbac("delete", "secrets"), operator: guard}},
 
 	// Pods: the namespace role, and the organization-wide quota for everyone, controllers included.
 	{"create a pod in alpha-dev", createObj(pod("alpha-dev", "job")), everyone(allowed, map[string]outcome{

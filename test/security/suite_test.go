@@ -121,6 +121,13 @@ func member(ns, name, email string, isAdmin bool, role tenancyv1alpha1.Kubernete
 	}
 }
 
+func invitation(ns, name, email string, role tenancyv1alpha1.KubernetesRole) *tenancyv1alpha1.OrganizationInvitation {
+	return &tenancyv1alpha1.OrganizationInvitation{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       tenancyv1alpha1.OrganizationInvitationSpec{Email: email, KubernetesRole: role},
+	}
+}
+
 func pod(ns, name string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
