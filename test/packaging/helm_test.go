@@ -79,14 +79,15 @@ var _ = Describe("Helm chart", func() {
 		objs := template()
 		_, rbac := kustomize("config/rbac") // the admission policies are config/rbac's, all of them
 		Expect(kinds(objs)).To(Equal(map[string]int{
-			"CustomResourceDefinition": len(configCRDs()), "ServiceAccount": 1, "ClusterRole": 6, "ClusterRoleBinding": 2,
+			"CustomResourceDefinition": len(configCRDs()), "ServiceAccount": 1, "ClusterRole": 7, "ClusterRoleBinding": 3,
 			"Role": 2, "RoleBinding": 2, "Service": 2, "Deployment": 1, "PodDisruptionBudget": 1,
 			"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1, "Secret": 1,
 			"ValidatingAdmissionPolicy": kinds(rbac)["ValidatingAdmissionPolicy"], "ValidatingAdmissionPolicyBinding": kinds(rbac)["ValidatingAdmissionPolicyBinding"],
 		}))
 		Expect(names(objs, "ValidatingAdmissionPolicy")).To(ConsistOf(names(rbac, "ValidatingAdmissionPolicy")))
 		Expect(names(objs, "ClusterRole")).To(ConsistOf("org-operator-manager-role", "org-operator-metrics-auth-role",
-			"org-operator-metrics-reader", "org-operator-organization-admin", "orgoperator-viewer", "orgoperator-editor"))
+			"org-operator-metrics-reader", "org-operator-organization-admin", "orgoperator-viewer", "orgoperator-editor",
+			"org-operator-invitation-redeemer"))
 		Expect(names(objs, "CustomResourceDefinition")).To(ContainElements(
 			"organizations.tenancy.orgoperator.io", "organizationmembers.tenancy.orgoperator.io"))
 		for _, o := range objs {
@@ -130,9 +131,14 @@ var _ = Describe("Helm chart", func() {
 		Expect(nested(svc, "spec", "selector")).To(Equal(selector))
 		Expect(nested(svc, "spec", "ports")).To(ConsistOf(And(HaveKeyWithValue("port", BeNumerically("==", 8443)), HaveKeyWithValue("targetPort", "metrics"))))
 
-		By("the roles bind the manager's ServiceAccount; members read through view, and member writes are aggregated nowhere")
+		By("the roles bind the manager's ServiceAccount, but the redeemer role every authenticated user; members read through view, and member writes are aggregated nowhere")
+		Expect(nested(find(objs, "ClusterRoleBinding", "org-operator-invitation-redeemer"), "subjects")).To(ConsistOf(And(
+			HaveKeyWithValue("kind", "Group"), HaveKeyWithValue("name", "system:authenticated"))))
 		for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
 			for _, name := range names(objs, kind) {
+				if name == "org-operator-invitation-redeemer" {
+					continue
+				}
 				Expect(nested(find(objs, kind, name), "subjects")).To(ConsistOf(And(
 					HaveKeyWithValue("name", "org-operator-controller-manager"), HaveKeyWithValue("namespace", releaseNS))))
 			}
@@ -150,14 +156,16 @@ var _ = Describe("Helm chart", func() {
 				"the chart's %s differs from config/crd/bases: run make chart-sync", crd.GetName())
 		}
 		rendered := map[string]string{ // config/rbac object (kind/name) -> rendered name
-			"ClusterRole/org-operator-manager-role":       "org-operator-manager-role",
-			"Role/org-operator-manager-role":              "org-operator-manager-role",
-			"Role/org-operator-leader-election-role":      "org-operator-leader-election-role",
-			"ClusterRole/org-operator-metrics-auth-role":  "org-operator-metrics-auth-role",
-			"ClusterRole/org-operator-metrics-reader":     "org-operator-metrics-reader",
-			"ClusterRole/org-operator-organization-admin": "org-operator-organization-admin",
-			"ClusterRole/orgoperator-viewer":              "orgoperator-viewer",
-			"ClusterRole/orgoperator-editor":              "orgoperator-editor",
+			"ClusterRole/org-operator-manager-role":               "org-operator-manager-role",
+			"Role/org-operator-manager-role":                      "org-operator-manager-role",
+			"Role/org-operator-leader-election-role":              "org-operator-leader-election-role",
+			"ClusterRole/org-operator-metrics-auth-role":          "org-operator-metrics-auth-role",
+			"ClusterRole/org-operator-metrics-reader":             "org-operator-metrics-reader",
+			"ClusterRole/org-operator-organization-admin":         "org-operator-organization-admin",
+			"ClusterRole/orgoperator-viewer":                      "orgoperator-viewer",
+			"ClusterRole/orgoperator-editor":                      "orgoperator-editor",
+			"ClusterRole/org-operator-invitation-redeemer":        "org-operator-invitation-redeemer",
+			"ClusterRoleBinding/org-operator-invitation-redeemer": "org-operator-invitation-redeemer",
 		}
 		files, err := filepath.Glob(filepath.Join(root, "config", "rbac", "*role.yaml"))
 		Expect(err).NotTo(HaveOccurred())
@@ -168,8 +176,10 @@ var _ = Describe("Helm chart", func() {
 				Expect(rendered).To(HaveKey(key), "%s of %s is not in the chart", key, f)
 				got := find(objs, want.GetKind(), rendered[key])
 				Expect(got).NotTo(BeNil(), key)
-				Expect(reflect.DeepEqual(got.Object["rules"], want.Object["rules"])).To(BeTrue(),
-					"the chart's rules of %s differ from %s: run make chart-sync", key, f)
+				for _, field := range []string{"rules", "roleRef", "subjects"} {
+					Expect(reflect.DeepEqual(got.Object[field], want.Object[field])).To(BeTrue(),
+						"the chart's %s of %s differ from %s: run make chart-sync", field, key, f)
+				}
 				seen++
 			}
 		}
