@@ -26,14 +26,6 @@ const (
 	deployerSA = "system:serviceaccount:initrode-ci:deployer"
 )
 
-// asIn returns a client acting as user with groups, as an OIDC authenticator would present them.
-func asIn(user string, groups ...string) client.Client {
-	GinkgoHelper()
-	c, err := env.ClientAs(user, groups...)
-	Expect(err).NotTo(HaveOccurred())
-	return c
-}
-
 func groupMember(ns, name, group string, isAdmin bool, role tenancyv1alpha1.KubernetesRole) *tenancyv1alpha1.OrganizationMember {
 	m := member(ns, name, "", isAdmin, role)
 	m.Spec.Group = group
@@ -85,11 +77,11 @@ var _ = Describe("Members that are groups and service accounts", Ordered, func()
 	})
 
 	It("lets a user administer the organization through a group member, within the group's role", func(ctx SpecContext) {
-		lead := asIn(dana, leadsGroup)
+		lead := asUser(dana, leadsGroup)
 		By("RBAC: the group's role in the organization's namespaces, nothing in another's")
 		Eventually(func() error { return lead.List(ctx, &corev1.PodList{}, client.InNamespace("initrode-ci")) }).Should(Succeed())
 		Expect(apierrors.IsForbidden(lead.List(ctx, &corev1.PodList{}, client.InNamespace("vandelay-ci")))).To(BeTrue())
-		Expect(apierrors.IsForbidden(asIn(dana).List(ctx, &corev1.PodList{}, client.InNamespace("initrode-ci")))).To(BeTrue(),
+		Expect(apierrors.IsForbidden(asUser(dana).List(ctx, &corev1.PodList{}, client.InNamespace("initrode-ci")))).To(BeTrue(),
 			"without the group, dana has no access")
 
 		By("adding members, a project and a namespace as an admin")
@@ -102,7 +94,7 @@ var _ = Describe("Members that are groups and service accounts", Ordered, func()
 		waitForQuiet(ctx)
 
 		By("the service account administering the organization as that member")
-		bot := asIn(deployerSA, "system:serviceaccounts", "system:serviceaccounts:initrode-ci")
+		bot := asUser(deployerSA, "system:serviceaccounts", "system:serviceaccounts:initrode-ci")
 		Expect(bot.List(ctx, &corev1.PodList{}, client.InNamespace("initrode-spare"))).To(Succeed())
 		Expect(bot.Create(ctx, member("initrode", "samir", "samir@initrode.example", false, tenancyv1alpha1.KubernetesRoleView))).To(Succeed())
 		Expect(apierrors.IsForbidden(bot.List(ctx, &corev1.PodList{}, client.InNamespace("vandelay-ci")))).To(BeTrue())
@@ -119,28 +111,28 @@ var _ = Describe("Members that are groups and service accounts", Ordered, func()
 			Expect(testenv.Changed(before, snapshot(ctx))).To(BeEmpty(), "the refused request changed the cluster")
 		},
 		Entry("a group admin granting a role above the group's", func(ctx context.Context) error {
-			return asIn(dana, leadsGroup).Create(ctx, member("initrode", "bill", "bill@initrode.example", false, tenancyv1alpha1.KubernetesRoleAdmin))
+			return asUser(dana, leadsGroup).Create(ctx, member("initrode", "bill", "bill@initrode.example", false, tenancyv1alpha1.KubernetesRoleAdmin))
 		}, "cannot grant Admin"),
 		Entry("a user outside the group adding a member", func(ctx context.Context) error {
-			return asIn(milton).Create(ctx, member("initrode", "bill", "bill@initrode.example", false, tenancyv1alpha1.KubernetesRoleView))
+			return asUser(milton).Create(ctx, member("initrode", "bill", "bill@initrode.example", false, tenancyv1alpha1.KubernetesRoleView))
 		}, "is not an admin of organization initrode"),
 		Entry("a user whose name is the group's", func(ctx context.Context) error {
-			return asIn(leadsGroup).Create(ctx, member("initrode", "bill", "bill@initrode.example", false, tenancyv1alpha1.KubernetesRoleView))
+			return asUser(leadsGroup).Create(ctx, member("initrode", "bill", "bill@initrode.example", false, tenancyv1alpha1.KubernetesRoleView))
 		}, "is not an admin of organization initrode"),
 		Entry("a user outside the group labelling a namespace into the organization", func(ctx context.Context) error {
-			return patchLabelsAs(asIn(milton), "initrode-free", func(l map[string]string) { maps.Copy(l, orgLabel("initrode")) })(ctx)
+			return patchLabelsAs(asUser(milton), "initrode-free", func(l map[string]string) { maps.Copy(l, orgLabel("initrode")) })(ctx)
 		}, "is not an admin of organization initrode"),
 		Entry("a group admin of initrode adding a member to vandelay", func(ctx context.Context) error {
-			return asIn(dana, leadsGroup).Create(ctx, member("vandelay", "mole", "mole@initrode.example", false, tenancyv1alpha1.KubernetesRoleView))
+			return asUser(dana, leadsGroup).Create(ctx, member("vandelay", "mole", "mole@initrode.example", false, tenancyv1alpha1.KubernetesRoleView))
 		}, `cannot create resource "organizationmembers" in API group "tenancy.orgoperator.io" in the namespace "vandelay"`),
 		Entry("a service account of another organization as a member", func(ctx context.Context) error {
-			return asIn(dana, leadsGroup).Create(ctx, serviceAccountMember("initrode", "spy", "vandelay-ci", "default", false, tenancyv1alpha1.KubernetesRoleView))
+			return asUser(dana, leadsGroup).Create(ctx, serviceAccountMember("initrode", "spy", "vandelay-ci", "default", false, tenancyv1alpha1.KubernetesRoleView))
 		}, "namespace vandelay-ci is not a namespace of organization initrode"),
 		Entry("a service account of a namespace of no organization, even by a platform admin", func(ctx context.Context) error {
 			return admin.Create(ctx, serviceAccountMember("initrode", "spy", "kube-system", "default", false, tenancyv1alpha1.KubernetesRoleView))
 		}, "namespace kube-system is not a namespace of organization initrode"),
 		Entry("vandelay's admin naming her organization's service account in initrode", func(ctx context.Context) error {
-			return asIn("art@vandelay.example").Create(ctx, serviceAccountMember("initrode", "spy", "vandelay-ci", "default", true, tenancyv1alpha1.KubernetesRoleAdmin))
+			return asUser("art@vandelay.example").Create(ctx, serviceAccountMember("initrode", "spy", "vandelay-ci", "default", true, tenancyv1alpha1.KubernetesRoleAdmin))
 		}, `cannot create resource "organizationmembers" in API group "tenancy.orgoperator.io" in the namespace "initrode"`),
 		Entry("a second member for the same group", func(ctx context.Context) error {
 			return admin.Create(ctx, groupMember("initrode", "leads2", leadsGroup, false, tenancyv1alpha1.KubernetesRoleView))

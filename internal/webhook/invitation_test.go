@@ -274,6 +274,10 @@ var _ = Describe("Invitations", Ordered, func() {
 		// A member who can read the namespace's Secrets cannot raise itself with a pending token.
 		expectRedemptionRefused(ctx, asUser(mo), redemptionOf("ivy", "keep", token), apierrors.IsForbidden,
 			`user "mo@ivy.example" is already member mo of organization ivy`)
+		// Nor a user who is a member through a group.
+		Expect(admin.Create(ctx, groupMember("ivy", "crew", "oidc:ivy-crew", false, tenancyv1alpha1.KubernetesRoleView))).To(Succeed())
+		expectRedemptionRefused(ctx, asUser("cy@ivy.example", "oidc:ivy-crew"), redemptionOf("ivy", "keep", token), apierrors.IsForbidden,
+			`user "cy@ivy.example" is already member crew of organization ivy`)
 	})
 
 	It("lets nobody but the operator read redemptions", func(ctx SpecContext) {
