@@ -34,7 +34,7 @@ const (
 	guardWebhook       = "org-operator may change only the CA bundle"
 	guardSecret        = "org-operator may create and delete only invitation Secrets"
 	guardSecretContent = "org-operator may create only Opaque invitation Secrets holding one key, token"
-	guardMember        = "the operator creates only the members of redeemed invitations"
+	guardMember        = "the operator creates only, in a home namespace, the members of redeemed invitations"
 )
 
 // guardNames are the policies this file tries, of config/rbac/operator_guard_policy.yaml, each
@@ -414,6 +414,17 @@ stringData: {password: hunter2}
 			denied(guardMember, create(member("{tenancy.orgoperator.io/invitation: other}", "{email: bob@initech.example, username: bob}")))
 			denied(guardMember, create(member("{tenancy.orgoperator.io/invitation: bob}", "{email: bob@initech.example}")))
 			allowed(create(member("{tenancy.orgoperator.io/invitation: bob}", "{email: bob@initech.example, username: bob, kubernetesRole: Edit}")))
+
+			By("and the admin member of an organization's owner")
+			ownerMember := func(name, spec string) string {
+				return fmt.Sprintf("apiVersion: tenancy.orgoperator.io/v1alpha1\nkind: OrganizationMember\nmetadata: {name: %s, namespace: initech, "+
+					"labels: {tenancy.orgoperator.io/organization: initech, app.kubernetes.io/managed-by: org-operator}}\nspec: %s", name, spec)
+			}
+			denied(guardMember, create(ownerMember("owner", "{email: owner@initech.example, kubernetesRole: Admin}")))
+			denied(guardMember, create(ownerMember("owner", "{email: owner@initech.example, admin: true, kubernetesRole: Edit}")))
+			denied(guardMember, create(ownerMember("boss", "{email: owner@initech.example, admin: true, kubernetesRole: Admin}")))
+			denied(guardMember, create(ownerMember("owner", "{serviceAccount: {namespace: initech, name: ci}, admin: true, kubernetesRole: Admin}")))
+			allowed(create(ownerMember("owner-0a1b2c3d", "{group: oidc:initech-admins, admin: true, kubernetesRole: Admin}")))
 			denied("never their spec", as("patch", "organizationmember", "bob", "-n", "initech", "--type=merge", "-p", `{"spec": {"kubernetesRole": "Admin"}}`))
 		})
 
