@@ -54,7 +54,7 @@ func (r *OrganizationReconciler) reconcileOwner(ctx context.Context, s *organiza
 	case apierrors.IsAlreadyExists(err):
 		return nil // made by an earlier reconcile the cache has not caught up with: its event brings us back
 	case apierrors.IsForbidden(err) || apierrors.IsInvalid(err):
-		return conditions.Stalled(tenancyv1alpha1.OwnerNotAddedReason, "The owner %s could not be made an admin member: %s", key, apiMessage(err))
+		return conditions.Stalled(tenancyv1alpha1.OwnerNotAddedReason, "The owner %s could not be made an admin member: %v", key, err)
 	case err != nil:
 		return fmt.Errorf("creating the owner's member: %w", err)
 	}
@@ -89,12 +89,4 @@ func ownerMember(org *tenancyv1alpha1.Organization, o *tenancyv1alpha1.Organizat
 func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:4])
-}
-
-// apiMessage is the message of an API error, without the Go error chain around it.
-func apiMessage(err error) string {
-	if status, ok := err.(apierrors.APIStatus); ok {
-		return status.Status().Message
-	}
-	return err.Error()
 }
