@@ -67,6 +67,10 @@ type ControlPlane struct {
 	kcm    *exec.Cmd
 	kcmDir string
 	done   chan error
+	output *os.File
+
+	mu        sync.Mutex
+	restarted map[string]*restarted // by component, see Restart
 }
 
 // Start starts etcd and kube-apiserver, installs the CRDs and, if asked, starts
@@ -119,7 +123,7 @@ func start(opts Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", opts.BinDir, err)
 	}
-	cp := &ControlPlane{Env: env, Config: cfg}
+	cp := &ControlPlane{Env: env, Config: cfg, output: opts.Output, restarted: map[string]*restarted{}}
 	if opts.ControllerManager {
 		controllers := opts.Controllers
 		if len(controllers) == 0 {
@@ -286,7 +290,8 @@ func (cp *ControlPlane) Stop() error {
 	if cp.kcmDir != "" {
 		errs = append(errs, os.RemoveAll(cp.kcmDir))
 	}
-	errs = append(errs, cp.Env.Stop())
+	// A component started again by Restart is stopped in envtest's order: the API server, then etcd.
+	errs = append(errs, cp.stopRestarted("kube-apiserver"), cp.Env.Stop(), cp.stopRestarted("etcd"))
 	return errors.Join(errs...)
 }
 
