@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -12,6 +13,10 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -56,13 +61,24 @@ func main() {
 		log.Error(err, "Invalid flags")
 		os.Exit(2)
 	}
-	mgr, err := setup(c)
+	ctx := ctrl.SetupSignalHandler()
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "Loading the kubeconfig")
+		os.Exit(1)
+	}
+	// Setting up needs the API server (discovery); an operator started while it restarts waits
+	// for it, rather than exiting into the kubelet's growing back-off.
+	if err := waitForAPIServer(ctx, cfg); err != nil {
+		os.Exit(1) // stopped while waiting
+	}
+	mgr, err := setup(c, cfg)
 	if err != nil {
 		log.Error(err, "Unable to set up the operator")
 		os.Exit(1)
 	}
 	log.Info("Starting manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "Manager exited")
 		os.Exit(1)
 	}
@@ -111,13 +127,10 @@ func (c *config) validate() error {
 func (c *config) selfManagedCerts() bool { return c.webhooks && c.webhookCerts == "self-managed" }
 
 // setup creates the manager with the operator, its webhooks and its probes.
-func setup(c *config) (ctrl.Manager, error) {
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
-	}
+func setup(c *config, cfg *rest.Config) (ctrl.Manager, error) {
+	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(c.qps), c.burst
-	cfg.UserAgent = "org-operator"
+	cfg.UserAgent = userAgent(os.Getenv("POD_NAME"))
 	mgr, err := ctrl.NewManager(cfg, c.managerOptions())
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
@@ -208,6 +221,39 @@ func setupWebhooks(mgr ctrl.Manager, selfManaged bool, certOpts certs.Options, r
 		}
 		return (*checker)(req)
 	}, nil
+}
+
+// waitForAPIServer returns once the API server answers /version, retrying with a growing pause
+// (up to 10 s); it returns an error only when ctx ends.
+func waitForAPIServer(ctx context.Context, cfg *rest.Config) error {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Timeout = 5 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	log := ctrl.Log.WithName("setup")
+	for pause := 500 * time.Millisecond; ; pause = min(2*pause, 10*time.Second) {
+		_, err := dc.ServerVersion()
+		if err == nil {
+			return nil
+		}
+		log.Info("Waiting for the API server", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
+// userAgent names the operator to the API server, with its pod's name when the chart gives it
+// ($POD_NAME), so that audit logs tell replicas apart.
+func userAgent(pod string) string {
+	if pod == "" {
+		return "org-operator"
+	}
+	return "org-operator (" + pod + ")"
 }
 
 // softMemoryLimit returns 90 % of the container's memory limit (MEMORY_LIMIT, in bytes, from the
