@@ -17,6 +17,9 @@ import (
 	"k8s.io/client-go/rest"
 )
 
+// restartGrace is how long Restart waits for a component to stop before it ends it.
+const restartGrace = 20 * time.Second
+
 // restarted is a component this package started again after envtest had started it first.
 type restarted struct {
 	cmd  *exec.Cmd
@@ -53,8 +56,14 @@ func (cp *ControlPlane) Restart(ctx context.Context, component string) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stopping %s: %w", component, err)
 	}
-	if err := waitGone(pid, prev, time.Minute); err != nil {
-		return fmt.Errorf("stopping %s: %w", component, err)
+	// As the kubelet does: a grace period, then the end. SIGQUIT first, so that a Go component
+	// that hangs in its shutdown writes where to its log.
+	if err := waitGone(pid, prev, restartGrace); err != nil {
+		_ = syscall.Kill(pid, syscall.SIGQUIT)
+		if err := waitGone(pid, prev, 5*time.Second); err != nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			_ = waitGone(pid, prev, time.Minute)
+		}
 	}
 
 	cmd := exec.Command(args[0], args[1:]...)
@@ -176,9 +185,7 @@ func waitGone(pid int, prev *restarted, timeout time.Duration) error {
 		case <-prev.done:
 			return nil
 		case <-time.After(timeout):
-			_ = prev.cmd.Process.Kill()
-			<-prev.done
-			return errors.New("killed after the timeout")
+			return errors.New("still running")
 		}
 	}
 	deadline := time.Now().Add(timeout)
@@ -191,8 +198,7 @@ func waitGone(pid int, prev *restarted, timeout time.Duration) error {
 			return nil // exited, not reaped yet
 		}
 		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			return errors.New("killed after the timeout")
+			return errors.New("still running")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
