@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +54,9 @@ type config struct {
 
 	floor        bool
 	scenarios    map[string]bool
+	faults       map[string]bool
+	webhookDown  time.Duration
+	partition    time.Duration
 	poll         time.Duration
 	phaseTimeout time.Duration
 	timeout      time.Duration
@@ -137,7 +141,10 @@ func parseFlags() (*config, error) {
 	fs.IntVar(&cfg.quotaSequential, "quota-sequential", 100, "Quota scenario: pods created one at a time to measure the charging webhook's latency at concurrency 1.")
 	fs.IntVar(&cfg.quotaProbe, "quota-probe", 30, "Quota scenario: delete-then-create rounds of the refused-while-room-existed probe in a full organization.")
 	fs.BoolVar(&cfg.floor, "floor", true, "Before the manager starts, measure the floor on a control plane of its own: the converge scenario's creates and the operator's fewest writes, by 24 writers with no operator; converge is reported as a ratio to it.")
-	scenarios := fs.String("scenarios", "converge,projects,idle,join,churn,usage,quota", "Scenarios to run, in this order; projects, idle, join, churn and usage need converge.")
+	scenarios := fs.String("scenarios", "converge,projects,idle,join,churn,usage,quota", "Scenarios to run, in this order; projects, idle, join, churn and usage need converge. faults (the fault suite, make test-faults) runs alone.")
+	faults := fs.String("faults", strings.Join(faultCases, ","), "Faults scenario: which cases to run (kill: SIGKILL at three moments of a -orgs converge; delete: SIGKILL during Cascade deletions and member removals; control-plane: kube-apiserver and etcd restarted mid-converge; webhook-down: every replica stopped for -webhook-down; failover: two replicas, the leader killed during a -quota-burst pod burst; partition: two replicas, the leader paused for -partition).")
+	fs.DurationVar(&cfg.webhookDown, "webhook-down", 30*time.Second, "Faults scenario: how long every replica stays stopped in the webhook-down case.")
+	fs.DurationVar(&cfg.partition, "partition", 60*time.Second, "Faults scenario: how long the leader stays cut off in the partition case.")
 	fs.DurationVar(&cfg.poll, "poll", 0, "Interval of the convergence poll (a List of organizations and of members); default 250ms, plus 1ms per organization.")
 	fs.DurationVar(&cfg.phaseTimeout, "phase-timeout", 0, "Longest wait for one scenario to converge; default 2m plus 0.6s per organization.")
 	fs.DurationVar(&cfg.timeout, "timeout", 90*time.Minute, "Longest run as a whole.")
@@ -189,7 +196,7 @@ func parseFlags() (*config, error) {
 	cfg.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scenarios, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "converge", "projects", "idle", "join", "churn", "usage", "quota":
+		case "converge", "projects", "idle", "join", "churn", "usage", "quota", "faults":
 			cfg.scenarios[s] = true
 		case "":
 		default:
@@ -199,6 +206,19 @@ func parseFlags() (*config, error) {
 	if !cfg.scenarios["converge"] && (cfg.scenarios["projects"] || cfg.scenarios["idle"] || cfg.scenarios["join"] || cfg.scenarios["churn"] || cfg.scenarios["usage"]) {
 		return nil, errors.New("projects, idle, join, churn and usage need the converge scenario")
 	}
+	if cfg.scenarios["faults"] && len(cfg.scenarios) > 1 {
+		return nil, errors.New("the faults scenario runs alone")
+	}
+	cfg.faults = map[string]bool{}
+	for _, c := range strings.Split(*faults, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		if !slices.Contains(faultCases, c) {
+			return nil, fmt.Errorf("unknown fault case %q", c)
+		}
+		cfg.faults[c] = true
+	}
 	if cfg.phaseTimeout == 0 {
 		cfg.phaseTimeout = 2*time.Minute + time.Duration(cfg.orgs)*600*time.Millisecond
 	}
@@ -206,7 +226,11 @@ func parseFlags() (*config, error) {
 		cfg.poll = 250*time.Millisecond + time.Duration(cfg.orgs)*time.Millisecond
 	}
 	if cfg.out == "" {
-		cfg.out = filepath.Join(cfg.repo, "bench", "results", fmt.Sprintf("%s-orgs%d.json", time.Now().Format("2006-01-02"), cfg.orgs))
+		name := fmt.Sprintf("orgs%d", cfg.orgs)
+		if cfg.scenarios["faults"] {
+			name = "faults"
+		}
+		cfg.out = filepath.Join(cfg.repo, "bench", "results", fmt.Sprintf("%s-%s.json", time.Now().Format("2006-01-02"), name))
 	}
 	// A name without an extension would give a JSON file without one, and its summary the .md.
 	if filepath.Ext(cfg.out) == "" {
@@ -220,7 +244,7 @@ func runBench(ctx context.Context, cfg *config, workDir string) (*Result, error)
 	begun := time.Now()
 	// The floor first, on a control plane of its own that is stopped before the run's starts.
 	var floorErr error
-	if cfg.floor {
+	if cfg.floor && !cfg.scenarios["faults"] {
 		if res.Floor, floorErr = measureFloor(ctx, cfg, workDir); floorErr != nil {
 			floorErr = fmt.Errorf("floor: %w", floorErr)
 			logf("%v", floorErr)
@@ -239,6 +263,14 @@ func runBench(ctx context.Context, cfg *config, workDir string) (*Result, error)
 		}
 	}()
 	logf("Control plane is up at %s (%s)", c.host, time.Since(started).Round(100*time.Millisecond))
+	if cfg.scenarios["faults"] {
+		err := runFaults(ctx, cfg, c, workDir, res)
+		if err != nil {
+			res.Errors = strings.Split(err.Error(), "\n")
+		}
+		res.Seconds = round1(time.Since(begun).Seconds())
+		return res, err
+	}
 
 	port, err := freePort()
 	if err != nil {

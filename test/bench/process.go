@@ -119,6 +119,15 @@ type manager struct {
 	env     []string
 	logPath string
 	metrics string // http://127.0.0.1:port/metrics
+	// readyURL, when set, is the manager's /readyz: start waits for it rather than for the
+	// controllers' workers, which a replica that is not the leader never starts.
+	readyURL string
+	name     string // the replica's name, in its log
+	// onCrash, when set, is called when the process exits without being stopped or killed.
+	onCrash func(gen int)
+	// stopping is set while the harness stops or kills the process; gen counts the starts.
+	stopping bool
+	gen      int
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -149,9 +158,11 @@ func (m *manager) start(ctx context.Context, timeout time.Duration) error {
 	cmd := exec.Command(m.path, m.args...)
 	cmd.Env = m.env
 	started := make(chan struct{})
-	w := &startWatcher{out: logFile, want: map[string]bool{
-		`"controller":"organization"`: false, `"controller":"organizationmember"`: false,
-	}, started: started}
+	want := map[string]bool{`"controller":"organization"`: false, `"controller":"organizationmember"`: false}
+	if m.readyURL != "" {
+		want = map[string]bool{} // closes started at its first line; readiness is polled below
+	}
+	w := &startWatcher{out: logFile, want: want, started: started}
 	cmd.Stdout, cmd.Stderr = w, w
 	// Its own process group, so that Ctrl-C reaches only the harness, which stops it in order;
 	// and SIGKILL from the kernel should the harness die first.
@@ -161,20 +172,36 @@ func (m *manager) start(ctx context.Context, timeout time.Duration) error {
 		return fmt.Errorf("starting %s: %w", m.path, err)
 	}
 	done := make(chan struct{})
+	m.mu.Lock()
+	m.cmd, m.done, m.started = cmd, done, started
+	m.stopping = false
+	m.gen++
+	gen := m.gen
+	m.mu.Unlock()
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
 		close(done)
+		m.mu.Lock()
+		crashed := !m.stopping && m.onCrash != nil
+		m.mu.Unlock()
+		if crashed {
+			m.onCrash(gen)
+		}
 	}()
-	m.mu.Lock()
-	m.cmd, m.done, m.started = cmd, done, started
-	m.mu.Unlock()
-	logf("Started the manager (pid %d), log in %s", cmd.Process.Pid, m.logPath)
+	who := "the manager"
+	if m.name != "" {
+		who += " " + m.name
+	}
+	logf("Started %s (pid %d), log in %s", who, cmd.Process.Pid, m.logPath)
 
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-started:
+		if m.readyURL != "" {
+			return waitReadyURL(ctx, m.readyURL, timeout, done)
+		}
 		return nil
 	case <-done:
 		return fmt.Errorf("the manager exited while starting; see %s", m.logPath)
@@ -228,6 +255,9 @@ func (m *manager) stop(timeout time.Duration) {
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
+	m.mu.Lock()
+	m.stopping = true
+	m.mu.Unlock()
 	select {
 	case <-done:
 	default:

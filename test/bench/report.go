@@ -11,6 +11,13 @@ func markdown(r *Result) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	c := r.Config
+	if len(r.Faults) > 0 {
+		w("\n## org-operator fault suite\n\n%s, commit %s. %d CPUs (%s), %.0f GiB.\n", r.Date, r.Commit, r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemoryGiB)
+		w("%d organizations per batch, %d members (%d admin) and %d namespaces each; the chart's manager flags (leader election, webhooks) with --concurrency=%d --kube-api-qps=%g --kube-api-burst=%d.\n",
+			c.Orgs, c.MembersPerOrg, c.AdminsPerOrg, c.NamespacesPerOrg, c.Concurrency, c.QPS, c.Burst)
+		w("%s", faultsMarkdown(r.Faults))
+		return b.String()
+	}
 	w("\n## org-operator benchmark, %d organizations\n\n", c.Orgs)
 	w("%s, commit %s", r.Date, r.Commit)
 	if len(r.DirtyFiles) > 0 {
@@ -197,4 +204,29 @@ func formatInts(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// faultsMarkdown is the table of the fault cases, then each case's rounds.
+func faultsMarkdown(cases []*FaultCase) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("\n### Fault cases\n\n| Case | Fault | Passed | Time (s) |\n|---|---|---|---:|\n")
+	for _, c := range cases {
+		w("| %s | %s | %s | %.1f |\n", c.Name, c.Fault, yesNo(c.Passed), c.Seconds)
+	}
+	for _, c := range cases {
+		w("\n**%s**\n", c.Name)
+		for _, p := range c.Problems {
+			w("- problem: %s\n", p)
+		}
+		for _, round := range c.Rounds {
+			keys := sortedKeys(round)
+			parts := make([]string, 0, len(keys))
+			for _, k := range keys {
+				parts = append(parts, fmt.Sprintf("%s %s", k, formatAny(round[k])))
+			}
+			w("- %s\n", strings.Join(parts, ", "))
+		}
+	}
+	return b.String()
 }

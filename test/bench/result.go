@@ -40,6 +40,8 @@ type Result struct {
 	// CrossCheck compares the harness's own request counts with the audit log's.
 	CrossCheck []string `json:"crossCheck"`
 	Bars       []Bar    `json:"bars"`
+	// Faults are the cases of the faults scenario.
+	Faults []*FaultCase `json:"faults,omitempty"`
 	// Errors are the scenarios that failed (did not converge in time, or could not be set up).
 	Errors []string `json:"errors,omitempty"`
 }
@@ -373,7 +375,7 @@ func (b *bench) waitQuiet(ctx context.Context, timeout time.Duration) (time.Time
 	for {
 		m, err := b.mgr.scrape(ctx)
 		_ = b.audit.refresh()
-		last := b.audit.lastAt(isOperator)
+		last := b.audit.lastAt(isOperatorWork)
 		if err == nil && have && m.Depth["organization"] == 0 && m.Depth["organizationmember"] == 0 &&
 			maps.Equal(prev.Reconciles, m.Reconciles) && time.Since(last) > quietFor {
 			return time.Now(), true
