@@ -110,9 +110,12 @@ test-cover: control-plane ## Run the tests with a coverage profile in cover.out.
 build: ## Build the manager binary into bin/manager.
 	go build -o $(BIN)/manager .
 
+# Managers make run starts on a local control plane; above 1 they elect a leader (make run REPLICAS=2).
+REPLICAS ?= 1
+
 .PHONY: run
-run: manifests generate build control-plane ## Run the operator: on the cluster in KUBECONFIG, or on a local control plane it starts.
-	KUBEBUILDER_ASSETS=$(CONTROL_PLANE_DIR) go run ./hack/run --manager $(BIN)/manager --kubectl $(KUBECTL) -- $(ARGS)
+run: manifests generate build control-plane ## Run the operator: on the cluster in KUBECONFIG, or on a local control plane it starts (REPLICAS=2: two).
+	KUBEBUILDER_ASSETS=$(CONTROL_PLANE_DIR) go run ./hack/run --manager $(BIN)/manager --kubectl $(KUBECTL) --replicas=$(REPLICAS) -- $(ARGS)
 
 ##@ Deployment
 

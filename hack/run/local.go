@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -84,14 +85,58 @@ func runOnControlPlane(cp *controlplane.ControlPlane, took time.Duration, opts o
 	}
 	version := serverVersion(cp)
 	env := withEnv(os.Environ(), "KUBECONFIG", files.managerKubeconfig)
-	mgr, err := startManager(opts.manager, localManagerArgs(cp.Env.WebhookInstallOptions, opts.args), env)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mgrs, err := startLocalManagers(ctx, cp.Env.WebhookInstallOptions, opts, env)
 	if err != nil {
 		logf("%v", err)
+		stopManagers(mgrs)
 		stopControlPlane(cp)
 		return 1
 	}
-	hints := func() { printHints(opts, files.kubeconfig, version, files.controlPlaneLog) }
-	return superviseLocal(cp, mgr, opts, signals, hints)
+	hints := func() { printHints(opts, files.kubeconfig, version, files.controlPlaneLog, mgrs) }
+	return superviseLocal(cp, mgrs, opts, signals, hints)
+}
+
+// startLocalManagers starts opts.replicas managers. One serves the webhook address envtest
+// registered; several serve their own ports behind a balancer on it, and elect a leader.
+func startLocalManagers(ctx context.Context, hooks envtest.WebhookInstallOptions, opts options, env []string) ([]*child, error) {
+	if opts.replicas == 1 {
+		// The probes default to :8081; a random port avoids clashes on a workstation.
+		mgr, err := startManager("the manager", opts.manager, localManagerArgs(hooks, ":0", opts.args), env, nil)
+		if err != nil {
+			return nil, err
+		}
+		return []*child{mgr}, nil
+	}
+	replicas, err := newReplicas(opts.replicas, hooks.LocalServingHost)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := balance(ctx, hooks, replicas); err != nil {
+		return nil, err
+	}
+	logf("The webhook configurations point at %s:%d, which forwards to the ready managers", hooks.LocalServingHost, hooks.LocalServingPort)
+	var lines sync.Mutex
+	var mgrs []*child
+	for _, r := range replicas {
+		out := &prefixWriter{mu: &lines, w: os.Stderr, prefix: []byte("[" + r.name + "] ")}
+		mgr, err := startManager(r.name, opts.manager, r.args(hooks, opts.args), withEnv(env, "POD_NAME", r.name), out)
+		if err != nil {
+			return mgrs, err
+		}
+		mgrs = append(mgrs, mgr)
+	}
+	return mgrs, nil
+}
+
+// stopManagers stops the managers at once, so that none waits for another's timeout.
+func stopManagers(mgrs []*child) {
+	var wg sync.WaitGroup
+	for _, m := range mgrs {
+		wg.Go(func() { m.stop(managerStopTimeout) })
+	}
+	wg.Wait()
 }
 
 // claimDataDir creates the data directory and locks it, or logs why it cannot.
@@ -183,12 +228,11 @@ func serverVersion(cp *controlplane.ControlPlane) string {
 	return "unknown version"
 }
 
-// localManagerArgs points the manager's webhook server at what envtest registered. The health
-// probes default to :8081; a random port avoids clashes on a workstation. Flags given after
-// `--` come later and win.
-func localManagerArgs(hooks envtest.WebhookInstallOptions, extra []string) []string {
+// localManagerArgs points the manager's webhook server at what envtest registered, and its
+// health probes at probes. Flags given after `--` come later and win.
+func localManagerArgs(hooks envtest.WebhookInstallOptions, probes string, extra []string) []string {
 	return append([]string{
-		"--health-probe-bind-address=:0",
+		"--health-probe-bind-address=" + probes,
 		"--webhook-certs=external",
 		"--webhook-host=" + hooks.LocalServingHost,
 		fmt.Sprintf("--webhook-port=%d", hooks.LocalServingPort),
@@ -197,12 +241,17 @@ func localManagerArgs(hooks envtest.WebhookInstallOptions, extra []string) []str
 }
 
 // superviseLocal applies the samples, calls hints once they are in, and then waits: a signal
-// stops the manager and the control plane (exit 0), the manager exiting stops the control plane
-// (its exit code).
-func superviseLocal(cp *controlplane.ControlPlane, mgr *child, opts options, signals <-chan os.Signal, hints func()) int {
+// stops the managers and the control plane (exit 0). A manager that exits leaves the others
+// running, as a crashed replica does; the last one exiting stops the control plane (its exit code).
+func superviseLocal(cp *controlplane.ControlPlane, mgrs []*child, opts options, signals <-chan os.Signal, hints func()) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	applied := applySamplesInBackground(ctx, cp, opts.samplesDir)
+	exited := make(chan *child, len(mgrs))
+	for _, m := range mgrs {
+		go func() { <-m.done; exited <- m }()
+	}
+	running := len(mgrs)
 	for {
 		select {
 		case <-applied:
@@ -211,13 +260,21 @@ func superviseLocal(cp *controlplane.ControlPlane, mgr *child, opts options, sig
 		case sig := <-signals:
 			logf("Got %v, stopping", sig)
 			cancel()
-			mgr.stop(managerStopTimeout)
+			stopManagers(mgrs)
 			stopControlPlane(cp)
 			logf("Stopped; state is kept in %s", opts.dataDir)
 			return 0
-		case <-mgr.done:
-			code := exitCode(mgr.err)
-			logf("Manager exited with code %d", code)
+		case m := <-exited:
+			running--
+			code := exitCode(m.err)
+			if len(mgrs) == 1 {
+				logf("Manager exited with code %d", code)
+			} else {
+				logf("%s (pid %d) exited with code %d; %d of %d managers still running", m.name, m.cmd.Process.Pid, code, running, len(mgrs))
+			}
+			if running > 0 {
+				continue
+			}
 			cancel()
 			stopControlPlane(cp)
 			return code
@@ -301,7 +358,7 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-func printHints(opts options, kubeconfig, version, logPath string) {
+func printHints(opts options, kubeconfig, version, logPath string, mgrs []*child) {
 	kubectl := kubectlHint(opts.kubectl)
 	rel := func(p string) string {
 		if r, err := filepath.Rel(opts.repo, p); err == nil && !strings.HasPrefix(r, "..") {
@@ -319,6 +376,15 @@ Control plane logs: %s
 Press Ctrl-C to stop; state is kept in %s/ (rm -rf %s to start over).
 
 `, version, kubeconfig, kubectl, kubectl, kubectl, rel(logPath), rel(opts.dataDir), rel(opts.dataDir))
+	if len(mgrs) > 1 {
+		// The Lease's holder is hostname_<random>, the same host for all: the log names the leader.
+		fmt.Fprintf(os.Stderr, "%d managers elect a leader, which logs \"Successfully acquired lease\"; to fail over, kill its pid:\n", len(mgrs))
+		for _, m := range mgrs {
+			fmt.Fprintf(os.Stderr, "  %s: pid %d\n", m.name, m.cmd.Process.Pid)
+		}
+		fmt.Fprintf(os.Stderr, "  %s get lease -n %s -w   # another holder some 15 to 20 s later (the lease duration, then a retry)\n\n",
+			kubectl, controlplane.OperatorNamespace)
+	}
 }
 
 // lockDataDir takes an exclusive lock on dir/run.lock, held until this process exits.

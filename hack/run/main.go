@@ -2,11 +2,12 @@
 // cluster in the kubeconfig when one answers ("remote mode"), or else against a local control
 // plane (etcd, kube-apiserver, kube-controller-manager) that it starts and stops ("local mode").
 //
-//	go run ./hack/run --manager bin/manager [--kubectl PATH] [--port 6443] [--local] -- [manager flags]
+//	go run ./hack/run --manager bin/manager [--kubectl PATH] [--port 6443] [--local] [--replicas 1] -- [manager flags]
 //
 // Remote mode server-side applies the CRDs in config/crd/bases and runs the manager in the
 // foreground. Local mode keeps etcd's data in .local/etcd so that organizations survive a restart,
 // writes an admin kubeconfig to .local/kubeconfig, runs the manager and applies config/samples.
+// With --replicas N, local mode runs N managers that elect a leader, behind one webhook address.
 package main
 
 import (
@@ -44,6 +45,7 @@ type options struct {
 	dataDir    string
 	samplesDir string
 	local      bool
+	replicas   int
 	args       []string // passed to the manager
 }
 
@@ -64,6 +66,10 @@ func run() int {
 	if opts.manager == "" {
 		logf("--manager is required")
 		flags.Usage()
+		return 2
+	}
+	if opts.replicas < 1 {
+		logf("--replicas must be 1 or more")
 		return 2
 	}
 	for _, p := range []*string{&opts.manager, &opts.dataDir} {
@@ -90,6 +96,11 @@ func run() int {
 	if !opts.local {
 		if cfg, desc := reachableCluster(); cfg != nil {
 			logf("Using the cluster in the kubeconfig: %s", desc)
+			if opts.replicas > 1 {
+				logf("--replicas runs several managers on a local control plane only; on a cluster, install the chart " +
+					"(replicaCount, 2 by default), or pass --local")
+				return 2
+			}
 			return runRemote(cfg, opts, signals)
 		} else if desc != "" {
 			logf("%s; starting a local control plane instead", desc)
@@ -111,6 +122,8 @@ func newFlagSet(opts *options) *flag.FlagSet {
 	flags.StringVar(&opts.dataDir, "data-dir", filepath.Join(opts.repo, ".local"), "Local mode: directory for etcd's data, the admin kubeconfig and the control plane's log.")
 	flags.StringVar(&opts.samplesDir, "samples", filepath.Join(opts.repo, "config", "samples"), "Local mode: directory of manifests to apply once the manager runs; empty skips them.")
 	flags.BoolVar(&opts.local, "local", false, "Start a local control plane even when the kubeconfig points at a reachable cluster.")
+	flags.IntVar(&opts.replicas, "replicas", 1, "Local mode: managers to run, with leader election above 1, each serving the webhooks "+
+		"behind one address as a Service would (to try a failover).")
 	flags.Usage = func() {
 		fmt.Fprintf(flags.Output(), "Usage: go run ./hack/run --manager PATH [flags] [-- manager flags]\n\nFlags:\n")
 		flags.PrintDefaults()
@@ -192,7 +205,7 @@ func runRemote(cfg *rest.Config, opts options, signals <-chan os.Signal) int {
 	// as kubebuilder's `make run` does. Deployed operators (make deploy, Helm) serve them.
 	logf("Running without admission webhooks: the cluster cannot call back to this machine")
 	args := append([]string{"--enable-webhooks=false"}, opts.args...)
-	mgr, err := startManager(opts.manager, args, env)
+	mgr, err := startManager("the manager", opts.manager, args, env, nil)
 	if err != nil {
 		logf("%v", err)
 		return 1

@@ -3,32 +3,37 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
 )
 
-// child is the running manager.
+// child is a running manager.
 type child struct {
+	name string // "the manager", or a replica's name
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited; err is set then
 	err  error
 }
 
-// startManager starts the manager binary with its output on ours. It runs in its own process
-// group so that Ctrl-C in the terminal reaches only this program, which then stops the manager
-// exactly once and in order (a second signal makes controller-runtime exit at once).
-func startManager(path string, args, env []string) (*child, error) {
+// startManager starts the manager binary with its output on out, or on ours if nil. It runs in
+// its own process group so that Ctrl-C in the terminal reaches only this program, which then
+// stops the manager exactly once and in order (a second signal makes controller-runtime exit at once).
+func startManager(name, path string, args, env []string, out io.Writer) (*child, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if out != nil {
+		cmd.Stdout, cmd.Stderr = out, out
+	}
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the manager: %w", err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	logf("Started the manager (pid %d): %s %v", cmd.Process.Pid, path, args)
-	c := &child{cmd: cmd, done: make(chan struct{})}
+	logf("Started %s (pid %d): %s %v", name, cmd.Process.Pid, path, args)
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
 		close(c.done)
@@ -43,12 +48,12 @@ func (c *child) stop(timeout time.Duration) {
 		return
 	default:
 	}
-	logf("Stopping the manager")
+	logf("Stopping %s", c.name)
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
 	case <-time.After(timeout):
-		logf("The manager did not stop within %v; killing it", timeout)
+		logf("Killing %s: it did not stop within %v", c.name, timeout)
 		_ = c.cmd.Process.Kill()
 		<-c.done
 	}

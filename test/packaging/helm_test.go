@@ -15,6 +15,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/types"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
@@ -112,6 +113,8 @@ var _ = Describe("Helm chart", func() {
 			"--health-probe-bind-address=:8081", "--enable-webhooks=true", "--webhook-certs=self-managed"))
 		Expect(c).NotTo(HaveKey("command"), "the image's entrypoint runs: /manager (Dockerfile) or /ko-app/org-operator (ko)")
 		Expect(c["env"]).To(ContainElement(HaveKeyWithValue("name", "POD_NAMESPACE")))
+		Expect(c["env"]).To(ContainElement(And(HaveKeyWithValue("name", "POD_NAME"),
+			HaveKeyWithValue("valueFrom", HaveKeyWithValue("fieldRef", HaveKeyWithValue("fieldPath", "metadata.name"))))))
 		Expect(nested(d, "spec", "template", "spec", "serviceAccountName")).To(Equal("org-operator-controller-manager"))
 
 		By("resource requests and the restricted Pod Security Standard")
@@ -124,9 +127,21 @@ var _ = Describe("Helm chart", func() {
 			HaveKeyWithValue("capabilities", HaveKeyWithValue("drop", ConsistOf("ALL"))),
 			HaveKeyWithValue("seccompProfile", HaveKeyWithValue("type", "RuntimeDefault"))))
 
-		By("a PodDisruptionBudget and a metrics Service that select the manager pods")
+		By("readiness on /readyz (which waits for the webhook server), liveness on /healthz")
+		Expect(c["readinessProbe"]).To(HaveKeyWithValue("httpGet", HaveKeyWithValue("path", "/readyz")))
+		Expect(c["livenessProbe"]).To(HaveKeyWithValue("httpGet", HaveKeyWithValue("path", "/healthz")))
+
+		By("a PodDisruptionBudget, topology spread over nodes and zones, and a metrics Service that select the manager pods")
 		selector := nested(d, "spec", "selector", "matchLabels").(map[string]any)
 		Expect(nested(find(objs, "PodDisruptionBudget", "org-operator-controller-manager"), "spec", "selector", "matchLabels")).To(Equal(selector))
+		Expect(nested(find(objs, "PodDisruptionBudget", "org-operator-controller-manager"), "spec", "minAvailable")).To(BeNumerically("==", 1))
+		spread := func(key string) types.GomegaMatcher {
+			return And(HaveKeyWithValue("topologyKey", key), HaveKeyWithValue("maxSkew", BeNumerically("==", 1)),
+				HaveKeyWithValue("whenUnsatisfiable", "ScheduleAnyway"),
+				HaveKeyWithValue("labelSelector", HaveKeyWithValue("matchLabels", Equal(selector))))
+		}
+		Expect(nested(d, "spec", "template", "spec", "topologySpreadConstraints")).To(ConsistOf(
+			spread("kubernetes.io/hostname"), spread("topology.kubernetes.io/zone")))
 		svc := find(objs, "Service", "org-operator-metrics")
 		Expect(nested(svc, "spec", "selector")).To(Equal(selector))
 		Expect(nested(svc, "spec", "ports")).To(ConsistOf(And(HaveKeyWithValue("port", BeNumerically("==", 8443)), HaveKeyWithValue("targetPort", "metrics"))))
@@ -198,6 +213,17 @@ var _ = Describe("Helm chart", func() {
 		}),
 		Entry("one replica: no PodDisruptionBudget", []string{"--set", "replicaCount=1"}, func(objs []*unstructured.Unstructured) {
 			Expect(kinds(objs)).NotTo(HaveKey("PodDisruptionBudget"))
+			d := find(objs, "Deployment", "org-operator-controller-manager")
+			Expect(nested(d, "spec", "replicas")).To(BeNumerically("==", 1))
+			Expect(container(d)["args"]).To(ContainElement("--leader-elect"))
+		}),
+		Entry("one replica without leader election", []string{"--set", "replicaCount=1", "--set", "leaderElection.enabled=false"}, func(objs []*unstructured.Unstructured) {
+			Expect(container(find(objs, "Deployment", "org-operator-controller-manager"))["args"]).NotTo(ContainElement("--leader-elect"))
+		}),
+		Entry("topologySpreadConstraints replace the default ones", []string{"--set", "topologySpreadConstraints[0].topologyKey=rack",
+			"--set", "topologySpreadConstraints[0].maxSkew=2", "--set", "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule"}, func(objs []*unstructured.Unstructured) {
+			d := find(objs, "Deployment", "org-operator-controller-manager")
+			Expect(nested(d, "spec", "template", "spec", "topologySpreadConstraints")).To(ConsistOf(HaveKeyWithValue("topologyKey", "rack")))
 		}),
 		Entry("image.digest pins the image", []string{"--set", "image.digest=sha256:" + strings.Repeat("ab", 32)}, func(objs []*unstructured.Unstructured) {
 			Expect(container(find(objs, "Deployment", "org-operator-controller-manager"))["image"]).To(Equal("ghcr.io/orgoperator/org-operator@sha256:" + strings.Repeat("ab", 32)))
