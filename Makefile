@@ -85,9 +85,19 @@ control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubect
 	@K8S_VERSION=$(K8S_VERSION) CONTROL_PLANE_DIR=$(CONTROL_PLANE_DIR) $(ROOT)/hack/build-control-plane.sh >/dev/null
 
 .PHONY: test
-test: verify lint control-plane ## Run every test against a real API server (builds the control plane on first use), then fuzz briefly.
+test: verify lint control-plane ## Run every test against a real API server (builds the control plane on first use), fuzz briefly, then the fault suite at a small size.
 	KUBEBUILDER_ASSETS=$(CONTROL_PLANE_DIR) go test ./... -count=1 -timeout 40m $(TEST_ARGS)
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory test-faults FAULTS_ARGS="-orgs 20 -out $$(mktemp -d)/faults.json"
+
+# The fault suite (docs/reliability.md): the manager killed, the control plane restarted, the
+# webhook gone, failovers and a partition between two replicas. Its default size is the issue's:
+# 100 organizations per converge; make test runs it at 20.
+FAULTS_ARGS ?=
+
+.PHONY: test-faults
+test-faults: build control-plane ## Run the fault suite; writes bench/results/<date>-faults (make test-faults FAULTS_ARGS=-faults=kill,failover).
+	go run ./test/bench -manager $(BIN)/manager -bin-dir $(CONTROL_PLANE_DIR) -scenarios faults $(FAULTS_ARGS)
 
 # A number of inputs rather than a duration: a duration ends fuzzing on a deadline, and when that
 # falls while the fuzzer is shrinking a new input, go test reports "context deadline exceeded" as a

@@ -17,6 +17,7 @@ import (
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -28,6 +29,16 @@ import (
 
 	"github.com/orgoperator/org-operator/controllers"
 	"github.com/orgoperator/org-operator/internal/certs"
+	"github.com/orgoperator/org-operator/internal/fence"
+)
+
+// Leader election: controller-runtime's timing, spelt out because the fence depends on it. A
+// standby takes over within leaseDuration and a retryPeriod of the leader's last renewal.
+const (
+	leaderElectionID = "org-operator.tenancy.orgoperator.io"
+	leaseDuration    = 15 * time.Second
+	renewDeadline    = 10 * time.Second
+	retryPeriod      = 2 * time.Second
 )
 
 // config is what the command line sets.
@@ -45,6 +56,7 @@ type config struct {
 	webhookCertDir                    string
 	webhookCerts                      string
 	namespace                         string
+	shutdownDelay                     time.Duration
 	zap                               zap.Options
 }
 
@@ -61,7 +73,7 @@ func main() {
 		log.Error(err, "Invalid flags")
 		os.Exit(2)
 	}
-	ctx := ctrl.SetupSignalHandler()
+	ctx, draining := drainOnSignal(ctrl.SetupSignalHandler(), c.shutdownDelay)
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		log.Error(err, "Loading the kubeconfig")
@@ -72,7 +84,7 @@ func main() {
 	if err := waitForAPIServer(ctx, cfg); err != nil {
 		os.Exit(1) // stopped while waiting
 	}
-	mgr, err := setup(c, cfg)
+	mgr, err := setup(c, cfg, draining)
 	if err != nil {
 		log.Error(err, "Unable to set up the operator")
 		os.Exit(1)
@@ -110,6 +122,8 @@ func bindFlags(fs *flag.FlagSet) *config {
 			"(cert-manager or another tool writes the files into --webhook-cert-dir).")
 	fs.StringVar(&c.namespace, "namespace", os.Getenv("POD_NAMESPACE"),
 		"The operator's namespace, for its webhook certificate Secret; defaults to $POD_NAMESPACE.")
+	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 5*time.Second,
+		"On SIGTERM, how long to keep serving webhooks while reporting not ready, before stopping; keep it under the pod's terminationGracePeriodSeconds.")
 	c.zap.BindFlags(fs)
 	return c
 }
@@ -127,10 +141,13 @@ func (c *config) validate() error {
 func (c *config) selfManagedCerts() bool { return c.webhooks && c.webhookCerts == "self-managed" }
 
 // setup creates the manager with the operator, its webhooks and its probes.
-func setup(c *config, cfg *rest.Config) (ctrl.Manager, error) {
+func setup(c *config, cfg *rest.Config, draining *atomic.Bool) (ctrl.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(c.qps), c.burst
 	cfg.UserAgent = userAgent(os.Getenv("POD_NAME"))
+	if c.leaderElect {
+		cfg.Wrap(fence.New(c.namespace, leaderElectionID, renewDeadline).Wrap)
+	}
 	mgr, err := ctrl.NewManager(cfg, c.managerOptions())
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
@@ -151,6 +168,13 @@ func setup(c *config, cfg *rest.Config) (ctrl.Manager, error) {
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding the health check: %w", err)
+	}
+	serving := readyz
+	readyz = func(req *http.Request) error {
+		if draining.Load() {
+			return errors.New("shutting down")
+		}
+		return serving(req)
 	}
 	if err := mgr.AddReadyzCheck("readyz", readyz); err != nil {
 		return nil, fmt.Errorf("adding the ready check: %w", err)
@@ -175,9 +199,12 @@ func (c *config) managerOptions() ctrl.Options {
 		HealthProbeBindAddress:        c.probeAddr,
 		PprofBindAddress:              c.pprofAddr,
 		LeaderElection:                c.leaderElect,
-		LeaderElectionID:              "org-operator.tenancy.orgoperator.io",
+		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       c.namespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 ptr.To(leaseDuration),
+		RenewDeadline:                 ptr.To(renewDeadline),
+		RetryPeriod:                   ptr.To(retryPeriod),
 	})
 }
 
@@ -221,6 +248,23 @@ func setupWebhooks(mgr ctrl.Manager, selfManaged bool, certOpts certs.Options, r
 		}
 		return (*checker)(req)
 	}, nil
+}
+
+// drainOnSignal returns a context that ends delay after signalled does, and a flag set as soon
+// as signalled ends. Meanwhile readiness fails, so that the Service stops sending new webhook
+// calls here, while the webhooks still answer those already sent or on their way: a rolling
+// update or a node drain refuses no admission.
+func drainOnSignal(signalled context.Context, delay time.Duration) (context.Context, *atomic.Bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	draining := &atomic.Bool{}
+	go func() {
+		<-signalled.Done()
+		draining.Store(true)
+		ctrl.Log.WithName("setup").Info("Shutting down: not ready, still serving", "for", delay.String())
+		time.Sleep(delay)
+		cancel()
+	}()
+	return ctx, draining
 }
 
 // waitForAPIServer returns once the API server answers /version, retrying with a growing pause

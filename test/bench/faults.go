@@ -623,11 +623,13 @@ func (f *faults) webhookDown(ctx context.Context, fc *FaultCase) error {
 	if err := f.only(ctx, 0); err != nil {
 		return err
 	}
-	live := f.world.live()
-	if len(live) == 0 {
-		return fmt.Errorf("no organization to test with")
+	if len(f.world.live()) == 0 {
+		_, created, createErr := f.batch(ctx, "down", 1)
+		if conv := f.converge(ctx, time.Now(), created); !conv.Converged || *createErr != nil {
+			return fmt.Errorf("the organization to test with did not converge: %v %v", *createErr, conv.Pending)
+		}
 	}
-	org := live[0].name
+	org := f.world.live()[0].name
 	cl := f.c.clients[agentCreate]
 	plain := "faults-plain"
 	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: plain}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -731,12 +733,23 @@ func (f *faults) webhookDown(ctx context.Context, fc *FaultCase) error {
 	return nil
 }
 
-// failover: two replicas serve the webhooks; the leader is killed during a burst of pod
-// creations against an organization quota. Exactly the limit is admitted across the failover.
+// failover: two replicas serve the webhooks; the leader is stopped during a burst of pod
+// creations against an organization quota, gracefully (SIGTERM: a rolling update, a node drain)
+// and then not (SIGKILL). Exactly the limit is admitted across each failover.
 func (f *faults) failover(ctx context.Context, fc *FaultCase) error {
 	cfg := f.cfg
-	fc.Fault = fmt.Sprintf("Two replicas; SIGKILL the leader during a burst of %d pod creations against an organization quota of %d pods",
+	fc.Fault = fmt.Sprintf("Two replicas; stop the leader (SIGTERM, then in a second round SIGKILL) during a burst of %d pod creations against an organization quota of %d pods",
 		cfg.quotaBurst, cfg.quotaLimit)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		if err := f.failoverRound(ctx, fc, sig); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *faults) failoverRound(ctx context.Context, fc *FaultCase, sig syscall.Signal) error {
+	cfg := f.cfg
 	if err := f.only(ctx, 0, 1); err != nil {
 		return err
 	}
@@ -744,7 +757,11 @@ func (f *faults) failover(ctx context.Context, fc *FaultCase) error {
 		return err
 	}
 	limit := cfg.quotaLimit
-	o, err := f.quotaOrganization(ctx, "failover", corev1.ResourceList{corev1.ResourcePods: *resource.NewQuantity(int64(limit), resource.DecimalSI)})
+	name := "failover-term"
+	if sig == syscall.SIGKILL {
+		name = "failover-kill"
+	}
+	o, err := f.quotaOrganization(ctx, name, corev1.ResourceList{corev1.ResourcePods: *resource.NewQuantity(int64(limit), resource.DecimalSI)})
 	if err != nil {
 		return err
 	}
@@ -753,15 +770,24 @@ func (f *faults) failover(ctx context.Context, fc *FaultCase) error {
 		return fmt.Errorf("no leader")
 	}
 	cl := f.c.clients[agentCreate]
-	var done atomic.Int64
-	killAt := int64(cfg.quotaBurst / 4)
-	killed := make(chan time.Time, 1)
+	// The leader is stopped while admissions are still being decided: after a quarter of the
+	// limit was admitted, or a quarter of the burst answered, whichever comes first.
+	var done, admittedSoFar atomic.Int64
+	signalled := make(chan time.Time, 1)
+	stopped := make(chan struct{})
+	var admittedAtSignal, answeredAtSignal int64
 	go func() {
-		for done.Load() < killAt {
+		defer close(stopped)
+		for admittedSoFar.Load() < int64(limit/4) && done.Load() < int64(cfg.quotaBurst/4) {
 			time.Sleep(time.Millisecond)
 		}
-		f.rs.kill(leader)
-		killed <- time.Now()
+		admittedAtSignal, answeredAtSignal = admittedSoFar.Load(), done.Load()
+		signalled <- time.Now()
+		if sig == syscall.SIGKILL {
+			f.rs.kill(leader)
+		} else {
+			f.rs.procs[leader].stop(30 * time.Second)
+		}
 	}()
 	burstStart := time.Now()
 	shots := fire(cfg.quotaBurst, func(i int) (string, string, func() error) {
@@ -769,22 +795,30 @@ func (f *faults) failover(ctx context.Context, fc *FaultCase) error {
 		name := fmt.Sprintf("burst-%03d", i)
 		return ns, name, func() error {
 			err := cl.Create(ctx, requestsPod(ns, name, 10, 16<<20))
+			if err == nil {
+				admittedSoFar.Add(1)
+			}
 			done.Add(1)
 			return err
 		}
 	})
-	killedAt := <-killed
-	newLeader, err := f.rs.waitLeader(ctx, leaseDuration+2*retryPeriod+10*time.Second)
-	if err != nil {
-		return err
+	signalledAt := <-signalled
+	newLeader := -1
+	for deadline := time.Now().Add(leaseDuration + 2*retryPeriod + 10*time.Second); newLeader < 0 || newLeader == leader; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no other replica took the lead after %s", sig)
+		}
+		newLeader = f.rs.leader(ctx)
 	}
-	takeover := time.Since(killedAt)
+	takeover := time.Since(signalledAt)
+	f.mgr = f.rs.procs[newLeader]
+	<-stopped
+	// The replaced pod comes back, as its ReplicaSet would start a new one.
 	if _, _, err := f.restartKilled(ctx, leader); err != nil {
 		return err
 	}
 	counts, examples := outcomes(shots)
-	unavailable := 0
-	admittedInBurst := 0
+	unavailable, admittedInBurst := 0, 0
 	for _, s := range shots {
 		switch {
 		case s.err == nil:
@@ -817,22 +851,26 @@ func (f *faults) failover(ctx context.Context, fc *FaultCase) error {
 		return err
 	}
 	fc.Rounds = append(fc.Rounds, map[string]any{
-		"limit": limit, "burst": cfg.quotaBurst, "killedAfterResponses": killAt,
+		"signal": sig.String(), "limit": limit, "burst": cfg.quotaBurst, "admittedAtSignal": admittedAtSignal, "answeredAtSignal": answeredAtSignal,
 		"admittedInBurst": admittedInBurst, "storedAfterBurst": stored, "refusedWebhookUnavailable": unavailable,
 		"outcomes": counts, "examples": examples, "admittedWhenToppingUp": topUp, "storedAtTheEnd": final,
-		"secondsFromKillToNewLeader": round2(takeover.Seconds()), "newLeader": f.rs.procs[newLeader].name,
-		"leaseDurationSeconds": leaseDuration.Seconds(),
+		"secondsFromSignalToNewLeader": round2(takeover.Seconds()), "newLeader": f.rs.procs[newLeader].name,
 	})
-	logf("Failover: %d admitted in the burst (%d refused for want of the webhook), %d stored, %d more fit after, %d in all (limit %d); new leader after %.1f s",
-		admittedInBurst, unavailable, stored, topUp, final, limit, takeover.Seconds())
+	logf("Failover (%s): %d admitted in the burst (%d refused for want of the webhook), %d stored, %d more fit after, %d in all (limit %d); new leader after %.1f s",
+		sig, admittedInBurst, unavailable, stored, topUp, final, limit, takeover.Seconds())
 	if stored != admittedInBurst {
-		fc.Problems = append(fc.Problems, fmt.Sprintf("%d pods admitted but %d stored", admittedInBurst, stored))
+		fc.Problems = append(fc.Problems, fmt.Sprintf("%s: %d pods admitted but %d stored", sig, admittedInBurst, stored))
 	}
 	if stored > limit || final != limit {
-		fc.Problems = append(fc.Problems, fmt.Sprintf("%d pods stored after the burst and %d in all, want at most and exactly the limit %d", stored, final, limit))
+		fc.Problems = append(fc.Problems, fmt.Sprintf("%s: %d pods stored after the burst and %d in all, want at most and exactly the limit %d", sig, stored, final, limit))
 	}
-	if takeover > leaseDuration+2*retryPeriod {
-		fc.Problems = append(fc.Problems, fmt.Sprintf("the new leader took %.1f s, more than the lease duration and a retry", takeover.Seconds()))
+	// A graceful stop drains: no admission may fail. A killed process loses the requests it was
+	// answering, which the API server does not retry: they are counted, not failed on.
+	if sig == syscall.SIGTERM && unavailable > 0 {
+		fc.Problems = append(fc.Problems, fmt.Sprintf("SIGTERM: %d admissions refused for want of the webhook, e.g. %s", unavailable, examples["refused: 500 InternalError"]))
+	}
+	if takeover > takeoverBound {
+		fc.Problems = append(fc.Problems, fmt.Sprintf("%s: the new leader took %.1f s, more than %v", sig, takeover.Seconds(), takeoverBound))
 	}
 	f.world.mu.Lock()
 	for _, s := range shots {
@@ -841,7 +879,7 @@ func (f *faults) failover(ctx context.Context, fc *FaultCase) error {
 		}
 	}
 	f.world.mu.Unlock()
-	f.check(ctx, fc, "after the failover")
+	f.check(ctx, fc, "after the failover ("+sig.String()+")")
 	return nil
 }
 
@@ -917,8 +955,9 @@ func (f *faults) partition(ctx context.Context, fc *FaultCase) error {
 		return nil
 	}
 	// Give the old leader time to act on whatever it was doing when it stopped.
+	exitsBefore := f.rs.restartCount(old)
 	time.Sleep(15 * time.Second)
-	exited := f.rs.procs[old].pid() == 0
+	exited := f.rs.restartCount(old) > exitsBefore
 	conv := f.converge(ctx, resumedAt, created)
 	<-created
 	if *createErr != nil {
@@ -939,11 +978,6 @@ func (f *faults) partition(ctx context.Context, fc *FaultCase) error {
 		}
 		if r.Resource != "leases" {
 			stale = append(stale, fmt.Sprintf("%s %s/%s at +%.1fs", r.key(), r.Namespace, r.Name, r.At.Sub(lapse).Seconds()))
-		}
-	}
-	if exited {
-		if _, _, err := f.restartKilled(ctx, old); err != nil {
-			return err
 		}
 	}
 	fc.Rounds = append(fc.Rounds, map[string]any{
