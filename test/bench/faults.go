@@ -789,6 +789,7 @@ func (f *faults) failoverRound(ctx context.Context, fc *FaultCase, sig syscall.S
 			f.rs.procs[leader].stop(30 * time.Second)
 		}
 	}()
+	refusedBefore := f.rs.lb.Refused.Load()
 	burstStart := time.Now()
 	shots := fire(cfg.quotaBurst, func(i int) (string, string, func() error) {
 		ns := o.namespaces[i%len(o.namespaces)]
@@ -855,6 +856,8 @@ func (f *faults) failoverRound(ctx context.Context, fc *FaultCase, sig syscall.S
 		"admittedInBurst": admittedInBurst, "storedAfterBurst": stored, "refusedWebhookUnavailable": unavailable,
 		"outcomes": counts, "examples": examples, "admittedWhenToppingUp": topUp, "storedAtTheEnd": final,
 		"secondsFromSignalToNewLeader": round2(takeover.Seconds()), "newLeader": f.rs.procs[newLeader].name,
+		// Connections the balancer closed at once: sent to the stopped replica before its probe failed.
+		"connectionsToTheStoppedReplica": f.rs.lb.Refused.Load() - refusedBefore,
 	})
 	logf("Failover (%s): %d admitted in the burst (%d refused for want of the webhook), %d stored, %d more fit after, %d in all (limit %d); new leader after %.1f s",
 		sig, admittedInBurst, unavailable, stored, topUp, final, limit, takeover.Seconds())
@@ -940,7 +943,7 @@ func (f *faults) partition(ctx context.Context, fc *FaultCase) error {
 	var takeover time.Duration
 	for deadline := time.Now().Add(f.cfg.partition); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if newLeader < 0 {
-			if i := f.rs.leader(ctx); i >= 0 && i != old {
+			if i := f.rs.leader(ctx, old); i >= 0 {
 				newLeader, takeover = i, time.Since(pausedAt)
 				f.mgr = f.rs.procs[i]
 			}

@@ -247,21 +247,26 @@ func (m *manager) sample() (rssKiB int64, cpu float64) {
 }
 
 // stop sends SIGTERM and waits, then SIGKILL.
-func (m *manager) stop(timeout time.Duration) {
+func (m *manager) stop(timeout time.Duration) { m.signalAndWait(syscall.SIGTERM, timeout) }
+
+// kill sends SIGKILL and waits: nothing is flushed or released.
+func (m *manager) kill() { m.signalAndWait(syscall.SIGKILL, time.Minute) }
+
+// signalAndWait sends sig and waits for the process to exit, then SIGKILL after timeout. The
+// exit is the harness's doing: it is not restarted as a crash.
+func (m *manager) signalAndWait(sig syscall.Signal, timeout time.Duration) {
 	m.sample() // last CPU reading of this process
 	m.mu.Lock()
 	cmd, done := m.cmd, m.done
+	m.stopping = true
 	m.mu.Unlock()
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
-	m.mu.Lock()
-	m.stopping = true
-	m.mu.Unlock()
 	select {
 	case <-done:
 	default:
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(sig)
 		select {
 		case <-done:
 		case <-time.After(timeout):
@@ -333,6 +338,8 @@ type metricsSample struct {
 	// histograms by controller; ReconcileCount and QueueCount their counts.
 	ReconcileSeconds, ReconcileCount map[string]float64
 	QueueSeconds, QueueCount         map[string]float64
+	// Leader is controller-runtime's leader_election_master_status: this replica leads.
+	Leader bool
 }
 
 var errNoManager = errors.New("the manager is not running")
@@ -377,6 +384,8 @@ func (m *manager) scrape(ctx context.Context) (metricsSample, error) {
 			s.HeapInuse = v
 		case "go_memstats_heap_alloc_bytes":
 			s.HeapAlloc = v
+		case "leader_election_master_status":
+			s.Leader = s.Leader || v == 1
 		default:
 			if c, ok := byLabel[name]; ok {
 				c.into[label(labels, c.label)] += v

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -146,25 +147,9 @@ func (r *replicas) start(ctx context.Context, i int) error {
 	return r.procs[i].start(ctx, 2*time.Minute)
 }
 
-// kill sends SIGKILL to replica i and waits for it to be gone: nothing is flushed or released.
-func (r *replicas) kill(i int) {
-	m := r.procs[i]
-	m.sample()
-	m.mu.Lock()
-	cmd, done := m.cmd, m.done
-	m.stopping = true // the harness restarts it itself, when it chooses
-	m.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-	m.mu.Lock()
-	m.cpuBefore += m.lastCPU
-	m.lastCPU = 0
-	m.cmd = nil
-	m.mu.Unlock()
-}
+// kill sends SIGKILL to replica i and waits for it to be gone; the harness starts it again
+// itself, when it chooses.
+func (r *replicas) kill(i int) { r.procs[i].kill() }
 
 // signal sends sig (SIGSTOP, SIGCONT) to replica i.
 func (r *replicas) signal(i int, sig syscall.Signal) error {
@@ -182,13 +167,14 @@ func (r *replicas) stopAll() {
 	}
 }
 
-// leader returns the replica whose leader election metric says it leads, or -1.
-func (r *replicas) leader(ctx context.Context) int {
+// leader returns the replica whose leader election metric says it leads, or -1; the replicas
+// in skip (a paused one, which would not answer) are not asked.
+func (r *replicas) leader(ctx context.Context, skip ...int) int {
 	for i, m := range r.procs {
-		if m.pid() == 0 {
+		if m.pid() == 0 || slices.Contains(skip, i) {
 			continue
 		}
-		if leads, err := m.leads(ctx); err == nil && leads {
+		if s, err := m.scrape(ctx); err == nil && s.Leader {
 			return i
 		}
 	}
@@ -213,28 +199,6 @@ func (r *replicas) waitLeader(ctx context.Context, timeout time.Duration) (int, 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// leads reads controller-runtime's leader_election_master_status gauge.
-func (m *manager) leads(ctx context.Context) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.metrics, nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	leads := false
-	err = scanSamples(resp.Body, func(name, _ string, v float64) {
-		if name == "leader_election_master_status" && v == 1 {
-			leads = true
-		}
-	})
-	return leads, err
 }
 
 // waitReadyURL polls a readiness endpoint until it answers 200.

@@ -223,10 +223,32 @@ func faultsMarkdown(cases []*FaultCase) string {
 			keys := sortedKeys(round)
 			parts := make([]string, 0, len(keys))
 			for _, k := range keys {
-				parts = append(parts, fmt.Sprintf("%s %s", k, formatAny(round[k])))
+				parts = append(parts, fmt.Sprintf("%s %s", k, formatRoundValue(round[k])))
 			}
 			w("- %s\n", strings.Join(parts, ", "))
 		}
 	}
 	return b.String()
+}
+
+// formatRoundValue writes a fault round's value: maps as {k: v, ...} with sorted keys.
+func formatRoundValue(v any) string {
+	entries := func(keys []string, value func(string) any) string {
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s: %s", k, formatRoundValue(value(k))))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	}
+	switch m := v.(type) {
+	case map[string]any:
+		return entries(sortedKeys(m), func(k string) any { return m[k] })
+	case map[string]int:
+		return entries(sortedKeys(m), func(k string) any { return m[k] })
+	case map[string]string:
+		return entries(sortedKeys(m), func(k string) any { return m[k] })
+	case []string:
+		return "[" + strings.Join(m, "; ") + "]"
+	}
+	return fmt.Sprint(v)
 }
