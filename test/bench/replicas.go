@@ -21,10 +21,11 @@ import (
 const (
 	leaseDuration = 15 * time.Second
 	retryPeriod   = 2 * time.Second
-	// takeoverBound is the longest a standby may take to lead once the leader stopped renewing:
-	// the lease duration, then client-go's retry with its jitter (up to 2.2 retry periods), and
-	// two seconds for a loaded machine.
-	takeoverBound = leaseDuration + 22*retryPeriod/10 + 2*time.Second
+	// takeoverBound is the longest a standby may take to lead once the leader stopped renewing.
+	// The standby sees the last renewal only at its next retry (up to 2.2 retry periods with
+	// client-go's jitter), counts the lease duration from then, and acquires at the retry after
+	// that; plus two seconds for a loaded machine.
+	takeoverBound = leaseDuration + 2*22*retryPeriod/10 + 2*time.Second
 )
 
 // replicas runs the manager as the chart does: processes with leader election, every one serving
