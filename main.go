@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -27,20 +28,21 @@ import (
 
 // config is what the command line sets.
 type config struct {
-	metricsAddr, probeAddr, pprofAddr string
-	secureMetrics                     bool
-	enableHTTP2                       bool
-	leaderElect                       bool
-	concurrency                       int
-	qps                               float64
-	burst                             int
-	webhooks                          bool
-	webhookPort                       int
-	webhookHost                       string
-	webhookCertDir                    string
-	webhookCerts                      string
-	namespace                         string
-	zap                               zap.Options
+	metricsAddr, probeAddr, pprofAddr   string
+	secureMetrics                       bool
+	enableHTTP2                         bool
+	leaderElect                         bool
+	concurrency                         int
+	checkpointInterval, reportRetention time.Duration
+	qps                                 float64
+	burst                               int
+	webhooks                            bool
+	webhookPort                         int
+	webhookHost                         string
+	webhookCertDir                      string
+	webhookCerts                        string
+	namespace                           string
+	zap                                 zap.Options
 }
 
 func main() {
@@ -94,6 +96,10 @@ func bindFlags(fs *flag.FlagSet) *config {
 			"(cert-manager or another tool writes the files into --webhook-cert-dir).")
 	fs.StringVar(&c.namespace, "namespace", os.Getenv("POD_NAMESPACE"),
 		"The operator's namespace, for its webhook certificate Secret; defaults to $POD_NAMESPACE.")
+	fs.DurationVar(&c.checkpointInterval, "usage-checkpoint-interval", controllers.DefaultCheckpointInterval,
+		"Least time between two writes of an organization's usage report (docs/metering.md).")
+	fs.DurationVar(&c.reportRetention, "usage-report-retention", controllers.DefaultReportRetention,
+		"How long usage reports are kept after their billing period ends (default 13 months of 30 days).")
 	c.zap.BindFlags(fs)
 	return c
 }
@@ -123,9 +129,10 @@ func setup(c *config) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	op, err := controllers.SetupOperator(mgr, controllers.OperatorOptions{
-		Controllers: controllers.Options{MaxConcurrentReconciles: c.concurrency},
-		Webhooks:    c.webhooks,
-		Metrics:     ctrlmetrics.Registry,
+		Controllers: controllers.Options{MaxConcurrentReconciles: c.concurrency,
+			CheckpointInterval: c.checkpointInterval, ReportRetention: c.reportRetention},
+		Webhooks: c.webhooks,
+		Metrics:  ctrlmetrics.Registry,
 	})
 	if err != nil {
 		return nil, err
