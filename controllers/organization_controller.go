@@ -44,6 +44,9 @@ type OrganizationReconciler struct {
 	CheckpointInterval time.Duration
 	// ReportRetention is how long usage reports are kept after their period; DefaultReportRetention if zero.
 	ReportRetention time.Duration
+	// SettleDelay is how far a usage report's checkpoints trail the clock, so that pod starts
+	// and ends reported late still fall after them; DefaultSettleDelay if zero.
+	SettleDelay time.Duration
 }
 
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations,verbs=get;list;watch;patch

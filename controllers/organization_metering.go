@@ -30,6 +30,8 @@ import (
 const (
 	DefaultCheckpointInterval = 5 * time.Minute
 	DefaultReportRetention    = 13 * 30 * 24 * time.Hour
+	// DefaultSettleDelay is how far checkpoints trail the clock.
+	DefaultSettleDelay = 30 * time.Second
 )
 
 // allowanceLevel is where an organization stands against its plan's credit allowance.
@@ -81,9 +83,9 @@ func (r *OrganizationReconciler) reconcileMetering(ctx context.Context, s *organ
 
 	// The previous period's report is finished up to its end, whenever the operator gets to it.
 	prev := period.Previous(start)
-	if old := byName[metering.ReportName(s.org.Name, prev)]; old != nil && prev.Start.Before(period.Start) &&
+	if old := byName[metering.ReportName(s.org.Name, prev)]; old != nil && prev.Start.Before(period.Start) && !s.now.Add(-r.settleDelay()).Before(prev.End) &&
 		(old.Status.CheckpointTime == nil || old.Status.CheckpointTime.Before(&metav1.Time{Time: prev.End})) {
-		adv := metering.AdvanceStatus(&old.Status, prev, namespaces, r.Meter.Pods, prev.End, &plan.Prices)
+		adv := metering.AdvanceStatus(&old.Status, prev, namespaces, r.Meter.Pods, s.now.Add(-r.settleDelay()), &plan.Prices)
 		if !adv.Delta.IsZero() {
 			if err := r.writeReport(ctx, s, old, prev, adv); err != nil {
 				return err
@@ -96,10 +98,13 @@ func (r *OrganizationReconciler) reconcileMetering(ctx context.Context, s *organ
 	if cur != nil {
 		stored = cur.Status
 	}
-	adv := metering.AdvanceStatus(&stored, period, namespaces, r.Meter.Pods, s.now, &plan.Prices)
+	// Checkpoints trail the clock by the settle delay, so that a start or an end the kubelet
+	// reports a little late still falls after the checkpoint, not before it.
+	cutoff := s.now.Add(-r.settleDelay())
+	adv := metering.AdvanceStatus(&stored, period, namespaces, r.Meter.Pods, cutoff, &plan.Prices)
 	adv.Status.Allowance = plan.MonthlyAllowance
 	interval := r.checkpointInterval()
-	due := cur == nil || stored.CheckpointTime == nil || !s.now.Before(stored.CheckpointTime.Add(interval))
+	due := cur == nil || stored.CheckpointTime == nil || !cutoff.Before(stored.CheckpointTime.Add(interval))
 	something := !adv.Delta.IsZero() || (cur == nil && adv.Running)
 	if something && due {
 		if err := r.writeReport(ctx, s, cur, period, adv); err != nil {
@@ -110,14 +115,14 @@ func (r *OrganizationReconciler) reconcileMetering(ctx context.Context, s *organ
 	}
 	if adv.Running || (something && !due) {
 		// Come back exactly when the next checkpoint may be written, or at the period's end.
-		next := s.now.Add(interval)
+		next := cutoff.Add(interval)
 		if stored.CheckpointTime != nil {
 			next = stored.CheckpointTime.Add(interval)
 		}
 		if period.End.Before(next) {
 			next = period.End
 		}
-		s.lookAgainAfter = earliest(s.lookAgainAfter, max(next.Sub(s.now), time.Second))
+		s.lookAgainAfter = earliest(s.lookAgainAfter, max(next.Sub(cutoff), time.Second))
 	}
 
 	out := &meteringOutcome{allowance: plan.MonthlyAllowance,
@@ -127,16 +132,26 @@ func (r *OrganizationReconciler) reconcileMetering(ctx context.Context, s *organ
 		out.status.Report = cur.Name
 	}
 	if plan.MonthlyAllowance != nil {
-		used := metering.Credits(&adv.Total, &plan.Prices)
+		// The allowance is judged on the usage up to now, not up to the checkpoint.
+		live := metering.AdvanceStatus(&stored, period, namespaces, r.Meter.Pods, s.now, &plan.Prices)
+		used := metering.Credits(&live.Total, &plan.Prices)
 		out.used = used
 		out.level = levelOf(used, plan.MonthlyAllowance)
 		out.block = plan.BlockWhenExhausted && out.level == allowanceExhausted
-		if wait := untilNextLevel(used, plan.MonthlyAllowance, &adv.Rate, &plan.Prices); wait > 0 {
+		if wait := untilNextLevel(used, plan.MonthlyAllowance, &live.Rate, &plan.Prices); wait > 0 {
+			ctrl.LoggerFrom(ctx).V(1).Info("Allowance level changes later", "used", used.String(), "after", wait)
 			s.lookAgainAfter = earliest(s.lookAgainAfter, wait)
 		}
 	}
 	s.metering = out
 	return r.applyRetention(ctx, s, reports.Items, prev)
+}
+
+func (r *OrganizationReconciler) settleDelay() time.Duration {
+	if r.SettleDelay > 0 {
+		return r.SettleDelay
+	}
+	return DefaultSettleDelay
 }
 
 func (r *OrganizationReconciler) checkpointInterval() time.Duration {

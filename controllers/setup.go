@@ -52,6 +52,9 @@ type Options struct {
 	// ReportRetention is how long a usage report is kept after its period ends;
 	// DefaultReportRetention if zero.
 	ReportRetention time.Duration
+	// SettleDelay is how far a usage report's checkpoints trail the clock, so that pod starts
+	// and ends reported late still fall after them; DefaultSettleDelay if zero.
+	SettleDelay time.Duration
 }
 
 // CacheOptions keep the informer caches small: RBAC objects are cached only when the operator
@@ -114,6 +117,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Meter:              opts.Meter,
 		CheckpointInterval: opts.CheckpointInterval,
 		ReportRetention:    opts.ReportRetention,
+		SettleDelay:        opts.SettleDelay,
 		Recorder:           mgr.GetEventRecorder("organization-controller"),
 		Clock:              opts.Clock,
 		QuotaLedger:        opts.QuotaLedger,

@@ -256,3 +256,15 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// The rate is what the pods running at the checkpoint add per second; finished pods add nothing.
+func TestRate(t *testing.T) {
+	period := metering.Period{Start: date("2026-11-20T00:00:00Z"), End: date("2026-12-20T00:00:00Z")}
+	s := period.Start.Unix()
+	pods := []*podcache.Pod{pod("a", 1, s, 0, 250, 1<<20), pod("a", 2, s, 0, 750, 1<<20), pod("a", 3, s, s+10, 4000, 1)}
+	source := func(string) (live, gone []*podcache.Pod) { return pods, nil }
+	adv := metering.AdvanceStatus(&tenancyv1alpha1.OrganizationUsageReportStatus{}, period, []string{"a"}, source, period.Start.Add(time.Minute), nil)
+	if !adv.Running || adv.Rate.PodSeconds != 2 || adv.Rate.MilliCPUSeconds != 1000 || adv.Rate.ByteSeconds.Int64() != 2<<20 {
+		t.Errorf("running %v, rate %+v", adv.Running, adv.Rate)
+	}
+}

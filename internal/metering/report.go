@@ -14,8 +14,8 @@ import (
 // PodSource gives a namespace's live pods and those deleted since they were last checkpointed.
 type PodSource func(namespace string) (live, gone []*podcache.Pod)
 
-// Advance is a report's status carried forward from its checkpoint to min(now, the period's
-// end): what every pod of the namespaces used in between, read from the pods' own times, is
+// Advance is a report's status carried forward from its checkpoint to a later moment (at most the
+// period's end): what every pod of the namespaces used in between, read from the pods' own times, is
 // added to the total, its days and its namespaces. namespaces are the organization's now; a
 // namespace the status lists that is no longer one of them moves into deletedNamespaces.
 type Advance struct {
@@ -33,14 +33,15 @@ type Advance struct {
 	Counted []string
 }
 
-// AdvanceStatus carries status forward; see Advance. prices (nil: none) price the total and the days.
+// AdvanceStatus carries status forward to upTo; see Advance. prices (nil: none) price the total
+// and the days.
 func AdvanceStatus(status *tenancyv1alpha1.OrganizationUsageReportStatus, period Period, namespaces []string,
-	pods PodSource, now time.Time, prices *tenancyv1alpha1.MeteringPrices) Advance {
+	pods PodSource, upTo time.Time, prices *tenancyv1alpha1.MeteringPrices) Advance {
 	from := period.Start.Unix()
 	if status.CheckpointTime != nil {
 		from = max(from, status.CheckpointTime.Unix())
 	}
-	to := min(now.Unix(), period.End.Unix())
+	to := min(upTo.Unix(), period.End.Unix())
 	to = max(to, from)
 	out := Advance{Total: FromUsage(&status.Total)}
 	days := map[string]*Amount{}
@@ -89,7 +90,7 @@ func AdvanceStatus(status *tenancyv1alpha1.OrganizationUsageReportStatus, period
 			}
 			if p.End == 0 || p.End > to {
 				out.Running = true
-				out.Rate.AddPod(&podcache.Pod{Requests: p.Requests, Limits: p.Limits, Start: 1}, 0, 1)
+				out.Rate.AddPod(&podcache.Pod{Requests: p.Requests, Limits: p.Limits, Start: 1}, 1, 2)
 			}
 		}
 		out.Delta.Add(&delta)
