@@ -66,6 +66,9 @@ func SetupOperator(mgr ctrl.Manager, opts OperatorOptions) (*Operator, error) {
 		if err := opts.Metrics.Register(orgmetrics.NewCollector(mgr.GetCache())); err != nil {
 			return nil, fmt.Errorf("registering the organization metrics: %w", err)
 		}
+		if err := opts.Metrics.Register(orgmetrics.NewMeteringCollector(mgr.GetCache())); err != nil {
+			return nil, fmt.Errorf("registering the metering metrics: %w", err)
+		}
 	}
 	opts.Controllers.Pods = pods
 	meterClock := opts.Controllers.Clock

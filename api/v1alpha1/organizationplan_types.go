@@ -116,7 +116,7 @@ type PlanMetering struct {
 	// monthlyAllowance is how many credits an organization may use per billing period. The
 	// organization's CreditsExhausted condition says when it passes 80 % and 100 % of it.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() >= 0",message="monthlyAllowance must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="monthlyAllowance must not be negative"
 	MonthlyAllowance *resource.Quantity `json:"monthlyAllowance,omitempty"`
 
 	// blockWhenExhausted makes an organization that has used its whole monthlyAllowance admit no
@@ -129,15 +129,15 @@ type PlanMetering struct {
 type MeteringPrices struct {
 	// cpuCoreHour is the price of one core requested for an hour.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() >= 0",message="prices must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="prices must not be negative"
 	CPUCoreHour *resource.Quantity `json:"cpuCoreHour,omitempty"`
 	// memoryGiBHour is the price of one GiB of memory requested for an hour.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() >= 0",message="prices must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="prices must not be negative"
 	MemoryGiBHour *resource.Quantity `json:"memoryGiBHour,omitempty"`
 	// podHour is the price of one pod running for an hour.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() >= 0",message="prices must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="prices must not be negative"
 	PodHour *resource.Quantity `json:"podHour,omitempty"`
 }
 
