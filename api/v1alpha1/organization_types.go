@@ -498,6 +498,7 @@ type WorkloadUsage struct {
 // +kubebuilder:printcolumn:name="CPU Quota",type=string,JSONPath=`.status.quotas.hard.requests\.cpu`,priority=1
 // +kubebuilder:printcolumn:name="Pod Quota",type=string,JSONPath=`.status.quotas.hard.pods`,priority=1
 // +kubebuilder:printcolumn:name="Days Left",type=integer,JSONPath=`.status.subscription.daysRemaining`,priority=1
+// +kubebuilder:printcolumn:name="Credits",type=string,JSONPath=`.status.metering.total.credits`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
