@@ -209,6 +209,52 @@ var _ = Describe("Metering", func() {
 		}, 3*meterInterval).Should(Succeed())
 	})
 
+	It("loses, of the pods deleted while the operator is down, exactly what docs/metering.md says", func(ctx SpecContext) {
+		name := uniqueName("down")
+		startDate := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
+		o.Spec.Subscription = &tenancyv1alpha1.Subscription{StartDate: &startDate}
+		Expect(k8s.Create(ctx, o)).To(Succeed())
+		expectOrgReady(ctx, name)
+		now := func() time.Time { return time.Now().Truncate(time.Second) }
+		gone := &meteredPod{ns: name, name: "gone", cpu: "1", mem: "1Gi", start: now()}
+		gone.create(ctx)
+		Eventually(func(g Gomega) {
+			g.Expect(getReport(g, name).Status.Total.PodSeconds).To(BeNumerically(">=", 2))
+		}).Should(Succeed())
+
+		By("stopping the operator; meanwhile one pod ends and is deleted, one lives and is deleted, one lives and stays")
+		Expect(env.StopOperator()).To(Succeed())
+		last := getReport(Default, name).Status.CheckpointTime.Time
+		brief := &meteredPod{ns: name, name: "brief", cpu: "3", mem: "3Gi", start: now()}
+		stays := &meteredPod{ns: name, name: "stays", cpu: "500m", mem: "512Mi", start: now()}
+		brief.create(ctx)
+		stays.create(ctx)
+		time.Sleep(2 * time.Second)
+		for _, p := range []*meteredPod{gone, brief, stays} {
+			p.end = now()
+			p.setStatus(ctx)
+		}
+		for _, p := range []*meteredPod{gone, brief} {
+			Expect(k8s.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: p.name}})).To(Succeed())
+		}
+		Expect(env.StartOperator()).To(Succeed())
+		mgrClient = env.Manager.GetClient()
+
+		By("the report counts the deleted pod up to the last checkpoint, the brief one not at all, the one that stays exactly")
+		cut := *gone
+		cut.end = last
+		Eventually(func(g Gomega) {
+			r := getReport(g, name)
+			g.Expect(r.Status.CheckpointTime.Time).To(BeTemporally(">=", stays.end))
+			podSeconds, mcpu, _ := integral([]*meteredPod{&cut, stays}, r.Spec.PeriodStart.Time, r.Status.CheckpointTime.Time)
+			g.Expect(r.Status.Total.PodSeconds).To(Equal(podSeconds))
+			g.Expect(milliOf(r.Status.Total.Requests.CPU)).To(Equal(mcpu))
+			lost, _, _ := integral([]*meteredPod{gone, brief}, last, r.Status.CheckpointTime.Time)
+			g.Expect(lost).To(BeNumerically(">", 0), "the test deleted pods that ran after the last checkpoint")
+		}).WithTimeout(timeout + 2*meterInterval).Should(Succeed())
+	})
+
 	It("says when the allowance passes 80 % and 100 %, once each, and then blocks new pods without deleting any", func(ctx SpecContext) {
 		planName := uniqueName("metered")
 		one := resource.MustParse("3600") // credits per pod-hour: one per second

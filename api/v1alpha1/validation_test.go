@@ -854,3 +854,44 @@ var _ = Describe("The samples in config/samples", func() {
 		}
 	})
 })
+
+var _ = Describe("Metering on plans and usage reports", func() {
+	plan := func(name string, m *tenancyv1alpha1.PlanMetering) *tenancyv1alpha1.OrganizationPlan {
+		return &tenancyv1alpha1.OrganizationPlan{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: tenancyv1alpha1.OrganizationPlanSpec{DisplayName: "Metered", Free: true, Metering: m}}
+	}
+	q := func(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
+
+	It("accepts prices and an allowance, and refuses negative ones", func(ctx SpecContext) {
+		Expect(k8sClient.Create(ctx, plan("priced", &tenancyv1alpha1.PlanMetering{
+			Prices:           tenancyv1alpha1.MeteringPrices{CPUCoreHour: q("0.05"), MemoryGiBHour: q("10m"), PodHour: q("0")},
+			MonthlyAllowance: q("5000"), BlockWhenExhausted: true}), client.DryRunAll)).To(Succeed())
+		for _, m := range []*tenancyv1alpha1.PlanMetering{
+			{Prices: tenancyv1alpha1.MeteringPrices{CPUCoreHour: q("-1")}},
+			{Prices: tenancyv1alpha1.MeteringPrices{MemoryGiBHour: q("-1m")}},
+			{Prices: tenancyv1alpha1.MeteringPrices{PodHour: q("-0.001")}},
+			{MonthlyAllowance: q("-5")},
+		} {
+			err := k8sClient.Create(ctx, plan("negative", m), client.DryRunAll)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%+v: %v", m, err)
+			Expect(err.Error()).To(ContainSubstring("must not be negative"))
+		}
+	})
+
+	It("keeps a report's spec as it was created", func(ctx SpecContext) {
+		r := &tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: membersNamespace, Name: "acme-2026-11-20"},
+			Spec: tenancyv1alpha1.OrganizationUsageReportSpec{Organization: "acme",
+				PeriodStart: metav1.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), PeriodEnd: metav1.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC)}}
+		Expect(k8sClient.Create(ctx, r)).To(Succeed())
+		r.Spec.Organization = "globex"
+		err := k8sClient.Update(ctx, r)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("a report's spec never changes"))
+		backwards := r.DeepCopy()
+		backwards.Name, backwards.ResourceVersion = "acme-2026-12-20", ""
+		backwards.Spec.Organization = "acme"
+		backwards.Spec.PeriodEnd = metav1.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+		err = k8sClient.Create(ctx, backwards)
+		Expect(err).To(MatchError(ContainSubstring("periodStart must be before periodEnd")))
+	})
+})

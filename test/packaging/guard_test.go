@@ -450,7 +450,7 @@ stringData: {password: hunter2}
 			// lacks) are exercised by the controllers' suite, under these policies.
 			By("and as the organization controller does: create, delete")
 			allowed(create(report("umbrella", "umbrella-2026-11-20", "umbrella")))
-			denied("never", as("patch", "organizationusagereport", "umbrella-2026-11-20", "-n", "umbrella", "--type=merge",
+			denied(forbidden, as("patch", "organizationusagereport", "umbrella-2026-11-20", "-n", "umbrella", "--type=merge",
 				"-p", `{"spec": {"organization": "acme"}}`))
 			allowed(as("delete", "organizationusagereport", "umbrella-2026-11-20", "-n", "umbrella"))
 		})

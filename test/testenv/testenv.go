@@ -172,15 +172,28 @@ func (e *Env) ClientAs(user string, groups ...string) (client.Client, error) {
 // RestartOperator stops the operator, forgetting everything it held in memory, and starts a new
 // one on the same control plane, as a restarted pod would.
 func (e *Env) RestartOperator() error {
-	if e.cancel != nil {
-		e.cancel()
-		if err := <-e.done; err != nil {
-			return fmt.Errorf("stopping the operator: %w", err)
-		}
-		e.cancel = nil
+	if err := e.StopOperator(); err != nil {
+		return err
 	}
-	return e.startOperator(e.root, e.opts)
+	return e.StartOperator()
 }
+
+// StopOperator stops the operator and leaves the control plane running, as when the operator's
+// pod is gone.
+func (e *Env) StopOperator() error {
+	if e.cancel == nil {
+		return nil
+	}
+	e.cancel()
+	e.cancel = nil
+	if err := <-e.done; err != nil {
+		return fmt.Errorf("stopping the operator: %w", err)
+	}
+	return nil
+}
+
+// StartOperator starts a new operator after StopOperator.
+func (e *Env) StartOperator() error { return e.startOperator(e.root, e.opts) }
 
 // Stop stops the operator and the control plane.
 func (e *Env) Stop() error {
