@@ -255,6 +255,68 @@ var _ = Describe("Metering", func() {
 		}).WithTimeout(timeout + 2*meterInterval).Should(Succeed())
 	})
 
+	It("finishes a period's report at its exact end and carries on in the next one's", func(ctx SpecContext) {
+		name := uniqueName("roll")
+		// The current period ends a few seconds from now.
+		end := time.Now().Add(8 * time.Second).Truncate(time.Second)
+		startDate := metav1.NewTime(end.AddDate(0, -1, 0))
+		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
+		o.Spec.Subscription = &tenancyv1alpha1.Subscription{StartDate: &startDate}
+		Expect(k8s.Create(ctx, o)).To(Succeed())
+		expectOrgReady(ctx, name)
+		p := &meteredPod{ns: name, name: "across", cpu: "750m", mem: "128Mi", start: time.Now().Truncate(time.Second)}
+		p.create(ctx)
+		oldName, newName := name+"-"+startDate.UTC().Format(time.DateOnly), name+"-"+end.UTC().Format(time.DateOnly)
+		Eventually(func(g Gomega) {
+			old := &tenancyv1alpha1.OrganizationUsageReport{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: name, Name: oldName}, old)).To(Succeed())
+			g.Expect(old.Status.CheckpointTime.Time).To(BeTemporally("==", end))
+			g.Expect(old.Status.Total.PodSeconds).To(Equal(int64(end.Sub(p.start) / time.Second)))
+			cur := &tenancyv1alpha1.OrganizationUsageReport{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: name, Name: newName}, cur)).To(Succeed())
+			g.Expect(cur.Spec.PeriodStart.Time).To(BeTemporally("==", end))
+			g.Expect(cur.Status.Total.PodSeconds).To(BeNumerically(">", 0))
+			g.Expect(cur.Status.Total.PodSeconds).To(Equal(int64(cur.Status.CheckpointTime.Sub(end) / time.Second)))
+			org := getOrg(g, name)
+			g.Expect(org.Status.Metering.Report).To(Equal(newName))
+			g.Expect(org.Status.Metering.PeriodStart.Time).To(BeTemporally("==", end))
+		}).WithTimeout(timeout + 2*meterInterval).Should(Succeed())
+	})
+
+	It("drops the days of reports before the previous period and deletes reports past the retention", func(ctx SpecContext) {
+		name := uniqueName("keep")
+		startDate := metav1.NewTime(time.Now().AddDate(0, -15, 0).Truncate(time.Second))
+		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
+		o.Spec.Subscription = &tenancyv1alpha1.Subscription{StartDate: &startDate}
+		Expect(k8s.Create(ctx, o)).To(Succeed())
+		expectOrgReady(ctx, name)
+		// Reports a platform admin restored: of the period 14 months back (past the retention),
+		// 3 months back (before the previous period) and 1 month back (the previous period).
+		report := func(monthsAfterStart int) *tenancyv1alpha1.OrganizationUsageReport {
+			from, to := startDate.AddDate(0, monthsAfterStart, 0), startDate.AddDate(0, monthsAfterStart+1, 0)
+			r := &tenancyv1alpha1.OrganizationUsageReport{
+				ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: name + "-" + from.UTC().Format(time.DateOnly),
+					Labels: map[string]string{tenancyv1alpha1.OrganizationLabel: name}},
+				Spec: tenancyv1alpha1.OrganizationUsageReportSpec{Organization: name, PeriodStart: metav1.NewTime(from), PeriodEnd: metav1.NewTime(to)}}
+			Expect(k8s.Create(ctx, r)).To(Succeed())
+			r.Status.Days = []tenancyv1alpha1.DayUsage{{Date: from.UTC().Format(time.DateOnly), MeteredUsage: tenancyv1alpha1.MeteredUsage{PodSeconds: 60}}}
+			r.Status.Total.PodSeconds = 60
+			Expect(k8s.Status().Update(ctx, r)).To(Succeed())
+			return r
+		}
+		expired, older, previous := report(1), report(12), report(14)
+		touch(ctx, name)
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(expired), &tenancyv1alpha1.OrganizationUsageReport{})).To(MatchError(ContainSubstring("not found")))
+			r := &tenancyv1alpha1.OrganizationUsageReport{}
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(older), r)).To(Succeed())
+			g.Expect(r.Status.Days).To(BeEmpty())
+			g.Expect(r.Status.Total.PodSeconds).To(BeEquivalentTo(60), "the total stays")
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(previous), r)).To(Succeed())
+			g.Expect(r.Status.Days).To(HaveLen(1), "the previous period keeps its days")
+		}).Should(Succeed())
+	})
+
 	It("says when the allowance passes 80 % and 100 %, once each, and then blocks new pods without deleting any", func(ctx SpecContext) {
 		planName := uniqueName("metered")
 		one := resource.MustParse("3600") // credits per pod-hour: one per second
