@@ -138,8 +138,11 @@ func limitRange(ns, name string) *corev1.LimitRange {
 
 func key(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
 
-// alphaReport is alpha's usage report, made by the suite.
-const alphaReport = "alpha-2026-11-20"
+// alphaReport is alpha's usage report, and strayReport one outside any organization, made by the suite.
+const (
+	alphaReport = "alpha-2026-11-20"
+	strayReport = "stray"
+)
 
 func usageReport(ns, name, org string) *tenancyv1alpha1.OrganizationUsageReport {
 	return &tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -269,6 +272,10 @@ var rules = []rule{
 		r := &tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: "alpha", Name: alphaReport}}
 		return c.Status().Patch(ctx, r, client.RawPatch(types.MergePatchType, []byte(`{"status":{"total":{"podSeconds":0}}}`)), dry)
 	}, everyone(rbac("patch", "organizationusagereports/status"), map[string]outcome{platform: allowed, operator: allowed})},
+	{"write the status of a usage report outside a home namespace", func(ctx context.Context, c client.Client) error {
+		r := &tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: "outside", Name: strayReport}}
+		return c.Status().Patch(ctx, r, client.RawPatch(types.MergePatchType, []byte(`{"status":{"total":{"podSeconds":1}}}`)), dry)
+	}, everyone(rbac("patch", "organizationusagereports/status"), map[string]outcome{platform: allowed, operator: guard})},
 	{"relabel alpha's usage report", mergePatch(&tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: "alpha", Name: alphaReport}},
 		`{"metadata":{"labels":{"tenancy.orgoperator.io/organization":"beta"}}}`),
 		everyone(rbac("patch", "organizationusagereports"), map[string]outcome{platform: allowed})},
