@@ -43,21 +43,22 @@ const (
 
 // config is what the command line sets.
 type config struct {
-	metricsAddr, probeAddr, pprofAddr string
-	secureMetrics                     bool
-	enableHTTP2                       bool
-	leaderElect                       bool
-	concurrency                       int
-	qps                               float64
-	burst                             int
-	webhooks                          bool
-	webhookPort                       int
-	webhookHost                       string
-	webhookCertDir                    string
-	webhookCerts                      string
-	namespace                         string
-	shutdownDelay                     time.Duration
-	zap                               zap.Options
+	metricsAddr, probeAddr, pprofAddr   string
+	secureMetrics                       bool
+	enableHTTP2                         bool
+	leaderElect                         bool
+	concurrency                         int
+	checkpointInterval, reportRetention time.Duration
+	qps                                 float64
+	burst                               int
+	webhooks                            bool
+	webhookPort                         int
+	webhookHost                         string
+	webhookCertDir                      string
+	webhookCerts                        string
+	namespace                           string
+	shutdownDelay                       time.Duration
+	zap                                 zap.Options
 }
 
 func main() {
@@ -124,6 +125,10 @@ func bindFlags(fs *flag.FlagSet) *config {
 		"The operator's namespace, for its webhook certificate Secret; defaults to $POD_NAMESPACE.")
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 5*time.Second,
 		"On SIGTERM, how long to keep serving webhooks while reporting not ready, before stopping; keep it under the pod's terminationGracePeriodSeconds.")
+	fs.DurationVar(&c.checkpointInterval, "usage-checkpoint-interval", controllers.DefaultCheckpointInterval,
+		"Least time between two writes of an organization's usage report (docs/metering.md).")
+	fs.DurationVar(&c.reportRetention, "usage-report-retention", controllers.DefaultReportRetention,
+		"How long usage reports are kept after their billing period ends (default 13 months of 30 days).")
 	c.zap.BindFlags(fs)
 	return c
 }
@@ -153,9 +158,10 @@ func setup(c *config, cfg *rest.Config, draining *atomic.Bool) (ctrl.Manager, er
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	op, err := controllers.SetupOperator(mgr, controllers.OperatorOptions{
-		Controllers: controllers.Options{MaxConcurrentReconciles: c.concurrency},
-		Webhooks:    c.webhooks,
-		Metrics:     ctrlmetrics.Registry,
+		Controllers: controllers.Options{MaxConcurrentReconciles: c.concurrency,
+			CheckpointInterval: c.checkpointInterval, ReportRetention: c.reportRetention},
+		Webhooks: c.webhooks,
+		Metrics:  ctrlmetrics.Registry,
 	})
 	if err != nil {
 		return nil, err

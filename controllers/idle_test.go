@@ -70,6 +70,12 @@ var _ = Describe("An idle reconcile", func() {
 		expectOrgReady(ctx, org) // the operator has created the home namespace the member goes in
 		Expect(k8s.Create(ctx, newMember(org, "ivy", "ivy@example.com", true, tenancyv1alpha1.KubernetesRoleEdit))).To(Succeed())
 		Expect(k8s.Create(ctx, pod(org, "p", "100m", "64Mi"))).To(Succeed())
+		// A pod that ran and finished: the organization has a usage report, which stays as it is.
+		done := &meteredPod{ns: org, name: "done", cpu: "100m", mem: "64Mi", start: time.Now().Truncate(time.Second)}
+		done.create(ctx)
+		time.Sleep(2 * time.Second)
+		done.end = time.Now().Truncate(time.Second)
+		done.setStatus(ctx)
 		Expect(k8s.Create(ctx, newProject(org, "web",
 			tenancyv1alpha1.ProjectMember{Name: "ivy", KubernetesRole: tenancyv1alpha1.KubernetesRoleAdmin}))).To(Succeed())
 		expectMemberReady(ctx, org, "ivy")
@@ -88,8 +94,10 @@ var _ = Describe("An idle reconcile", func() {
 				crb := &rbacv1.ClusterRoleBinding{}
 				g.Expect(k8s.Get(ctx, client.ObjectKey{Name: membership.ReaderRoleName(org)}, crb)).To(Succeed())
 				g.Expect(crb.Subjects).To(HaveLen(1))
+				report := getReport(g, org)
+				g.Expect(report.Status.Total.PodSeconds).To(Equal(int64(done.end.Sub(done.start) / time.Second)))
 				return []string{getOrg(g, org).ResourceVersion, getMember(g, org, "ivy").ResourceVersion,
-					getProject(g, org, "web").ResourceVersion, crb.ResourceVersion}
+					getProject(g, org, "web").ResourceVersion, crb.ResourceVersion, report.ResourceVersion}
 			}
 			first := versions()
 			time.Sleep(time.Second)
@@ -106,11 +114,16 @@ var _ = Describe("An idle reconcile", func() {
 			p := &tenancyv1alpha1.OrganizationProject{}
 			g.Expect(mgrClient.Get(ctx, client.ObjectKey{Namespace: org, Name: "web"}, p)).To(Succeed())
 			g.Expect(p.Status).To(Equal(getProject(g, org, "web").Status))
+			reports := &tenancyv1alpha1.OrganizationUsageReportList{}
+			g.Expect(mgrClient.List(ctx, reports, client.InNamespace(org))).To(Succeed())
+			g.Expect(reports.Items).To(HaveLen(1))
+			g.Expect(reports.Items[0].Status).To(Equal(getReport(g, org).Status))
 		}).Should(Succeed())
 
 		counter := &writeCounter{Client: mgrClient}
 		recorder := events.NewFakeRecorder(10)
-		orgs := &controllers.OrganizationReconciler{Client: counter, Recorder: recorder, Clock: realClock{}, Pods: env.Pods}
+		orgs := &controllers.OrganizationReconciler{Client: counter, Recorder: recorder, Clock: realClock{}, Pods: env.Pods, Meter: env.Meter,
+			CheckpointInterval: meterInterval, SettleDelay: time.Second}
 		members := &controllers.OrganizationMemberReconciler{Client: counter, Recorder: recorder}
 		for range 3 {
 			_, err := orgs.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: org}})

@@ -3,10 +3,13 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/orgoperator/org-operator/internal/metering"
 	orgmetrics "github.com/orgoperator/org-operator/internal/metrics"
 	"github.com/orgoperator/org-operator/internal/podcache"
 	orgwebhook "github.com/orgoperator/org-operator/internal/webhook"
@@ -39,6 +42,8 @@ type OperatorOptions struct {
 type Operator struct {
 	// Pods is the compact pod cache that the controllers and the webhooks read.
 	Pods *podcache.Cache
+	// Meter follows the pods of the cache for the usage reports.
+	Meter *metering.Tracker
 
 	mgr  ctrl.Manager
 	opts OperatorOptions
@@ -61,13 +66,31 @@ func SetupOperator(mgr ctrl.Manager, opts OperatorOptions) (*Operator, error) {
 		if err := opts.Metrics.Register(orgmetrics.NewCollector(mgr.GetCache())); err != nil {
 			return nil, fmt.Errorf("registering the organization metrics: %w", err)
 		}
+		if err := opts.Metrics.Register(orgmetrics.NewMeteringCollector(mgr.GetCache())); err != nil {
+			return nil, fmt.Errorf("registering the metering metrics: %w", err)
+		}
 	}
 	opts.Controllers.Pods = pods
+	meterClock := opts.Controllers.Clock
+	if meterClock == nil {
+		meterClock = clock.RealClock{}
+	}
+	// A deleted pod waits for a checkpoint for a few intervals, at least an hour, then is dropped
+	// (its namespace may be in no organization).
+	interval := opts.Controllers.CheckpointInterval
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
+	}
+	meter := metering.NewTracker(meterClock, max(3*interval, time.Hour))
+	if err := meter.Register(pods.Informer()); err != nil {
+		return nil, fmt.Errorf("registering the metering tracker: %w", err)
+	}
+	opts.Controllers.Meter = meter
 	opts.Controllers.QuotaLedger = opts.Webhooks
 	if err := SetupWithManager(mgr, opts.Controllers); err != nil {
 		return nil, err
 	}
-	return &Operator{Pods: pods, mgr: mgr, opts: opts}, nil
+	return &Operator{Pods: pods, Meter: meter, mgr: mgr, opts: opts}, nil
 }
 
 // SetupWebhooks registers the admission webhooks on the manager's webhook server, which starts

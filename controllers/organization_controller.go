@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +18,7 @@ import (
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/conditions"
 	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/metering"
 	"github.com/orgoperator/org-operator/internal/patch"
 	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/tenancy"
@@ -35,6 +37,16 @@ type OrganizationReconciler struct {
 	QuotaLedger bool
 	// Pods is the compact pod cache.
 	Pods *podcache.Cache
+	// Meter follows the pods for metering; no usage reports without it.
+	Meter *metering.Tracker
+	// CheckpointInterval is the least time between two writes of an organization's usage
+	// report; DefaultCheckpointInterval if zero.
+	CheckpointInterval time.Duration
+	// ReportRetention is how long usage reports are kept after their period; DefaultReportRetention if zero.
+	ReportRetention time.Duration
+	// SettleDelay is how far a usage report's checkpoints trail the clock, so that pod starts
+	// and ends reported late still fall after them; DefaultSettleDelay if zero.
+	SettleDelay time.Duration
 }
 
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations,verbs=get;list;watch;patch
@@ -80,7 +92,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if deleting {
 		return ctrl.Result{}, r.reconcileDelete(ctx, s)
 	}
-	err = runPhases(ctx, s, r.reconcileHomeNamespace, r.reconcileOwner, r.reconcileProjects, r.observeUsage, r.reconcileMembers, r.reconcileQuotas, r.reportProjects)
+	err = runPhases(ctx, s, r.reconcileHomeNamespace, r.reconcileOwner, r.reconcileProjects, r.observeUsage, r.reconcileMetering, r.reconcileMembers, r.reconcileQuotas, r.reportProjects)
 	// Subscriptions change state, and reservations fall due, at known moments: come back
 	// exactly then, not before.
 	return ctrl.Result{RequeueAfter: s.requeueAfter()}, err

@@ -24,7 +24,8 @@ const (
 	NamespaceQuotaName = "org-operator-namespace"
 	// OrganizationQuotaName holds the namespace's share of spec.quotas.organizationQuota.
 	OrganizationQuotaName = "org-operator-organization"
-	// ExpiredQuotaName admits no new pods while the subscription is Expired.
+	// ExpiredQuotaName admits no new pods while the subscription is Expired, or while the credit
+	// allowance is used up on a plan that blocks then.
 	ExpiredQuotaName = "org-operator-expired"
 	// LimitRangeName applies spec.quotas.limitRange.
 	LimitRangeName = "org-operator-defaults"
@@ -127,7 +128,7 @@ func (r *OrganizationReconciler) ensureQuotaObjects(ctx context.Context, s *orga
 	return errors.Join(
 		r.ensureQuota(ctx, s.org, ns, NamespaceQuotaName, eff.NamespaceQuota),
 		r.ensureQuota(ctx, s.org, ns, OrganizationQuotaName, share),
-		r.ensureQuota(ctx, s.org, ns, ExpiredQuotaName, expiredHard(s.subscription)),
+		r.ensureQuota(ctx, s.org, ns, ExpiredQuotaName, expiredHard(s)),
 		r.ensureLimitRange(ctx, s.org, ns, eff.LimitRange),
 	)
 }

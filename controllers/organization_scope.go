@@ -47,6 +47,7 @@ type organizationScope struct {
 	namespaceUsage  map[string]tenancyv1alpha1.WorkloadUsage
 	projectOutcomes map[string]projectOutcome
 	quotas          *quotaOutcome
+	metering        *meteringOutcome
 	deletionBlocked []string
 	// owner is the member made for spec.owner, to record in status.owner.
 	owner *tenancyv1alpha1.OwnerStatus

@@ -42,6 +42,7 @@ func (r *OrganizationReconciler) updateStatus(ctx context.Context, s *organizati
 		ctrl.LoggerFrom(ctx).Info("Subscription state", "state", s.subscription.State, "plan", s.subscription.Plan)
 	}
 	setQuotaStatus(s, w)
+	setMeteringStatus(s, w)
 	conditions.Summarize(w.Conditions, org.Generation, reconcileErr,
 		tenancyv1alpha1.NamespacesReadyCondition, tenancyv1alpha1.MembersReadyCondition, tenancyv1alpha1.QuotasReadyCondition)
 	if _, stalled := conditions.AsStalled(reconcileErr); reconcileErr != nil && !stalled {

@@ -62,9 +62,10 @@ func planMissingMessage(plan string) string {
 }
 
 // expiredHard is the hard limit of ExpiredQuotaName: no new pods while the subscription is
-// Expired, and no quota otherwise.
-func expiredHard(st tenancyv1alpha1.SubscriptionStatus) corev1.ResourceList {
-	if st.State != tenancyv1alpha1.SubscriptionExpired {
+// Expired or, when the plan says so, while the credit allowance is used up; no quota otherwise.
+func expiredHard(s *organizationScope) corev1.ResourceList {
+	exhausted := s.metering != nil && s.metering.block
+	if s.subscription.State != tenancyv1alpha1.SubscriptionExpired && !exhausted {
 		return nil
 	}
 	return corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}

@@ -61,6 +61,8 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		Watches(&rbacv1.RoleBinding{}, enqueueAfterFunc(r.memberBurstDelay, controllingOrganization)).
 		Owns(&corev1.ResourceQuota{}).
 		Owns(&corev1.LimitRange{}).
+		// The organization's own status writes on its reports do not change their generation.
+		Owns(&tenancyv1alpha1.OrganizationUsageReport{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
 		Watches(&rbacv1.ClusterRoleBinding{}, enqueueAfterFunc(r.memberBurstDelay, controllingOrganization)).
 		WatchesRawSource(&source.Informer{Informer: r.Pods.Informer(), Handler: toOrganizationSoon,
@@ -147,10 +149,10 @@ func organizationOfNamespace(ctx context.Context, c client.Client, namespace str
 }
 
 // podUsageChanged passes pod events that change usage: creation, deletion, a move to or from a
-// terminal phase, and a change of resources (in-place resize).
+// terminal phase, a change of resources (in-place resize), and its start and end (metering).
 func podUsageChanged() predicate.Predicate {
 	return changedOnUpdate(func(o, n *podcache.Pod) bool {
-		return o.Terminal != n.Terminal || o.Requests != n.Requests || o.Limits != n.Limits
+		return o.Terminal != n.Terminal || o.Requests != n.Requests || o.Limits != n.Limits || o.Start != n.Start || o.End != n.End
 	})
 }
 

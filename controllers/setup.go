@@ -4,6 +4,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -16,6 +17,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/inventory"
+	"github.com/orgoperator/org-operator/internal/metering"
 	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/tenancy"
 )
@@ -41,6 +43,18 @@ type Options struct {
 	QuotaLedger bool
 	// Pods is the compact pod cache usage and the ledger read; it must be added to the manager.
 	Pods *podcache.Cache
+	// Meter follows the pods for the usage reports; set by SetupOperator. Without it no
+	// reports are written.
+	Meter *metering.Tracker
+	// CheckpointInterval is the least time between two writes of an organization's usage
+	// report; DefaultCheckpointInterval if zero.
+	CheckpointInterval time.Duration
+	// ReportRetention is how long a usage report is kept after its period ends;
+	// DefaultReportRetention if zero.
+	ReportRetention time.Duration
+	// SettleDelay is how far a usage report's checkpoints trail the clock, so that pod starts
+	// and ends reported late still fall after them; DefaultSettleDelay if zero.
+	SettleDelay time.Duration
 }
 
 // CacheOptions keep the informer caches small: RBAC objects are cached only when the operator
@@ -97,12 +111,16 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 
 	if err := (&OrganizationReconciler{
-		Client:      mgr.GetClient(),
-		APIReader:   mgr.GetAPIReader(),
-		Pods:        opts.Pods,
-		Recorder:    mgr.GetEventRecorder("organization-controller"),
-		Clock:       opts.Clock,
-		QuotaLedger: opts.QuotaLedger,
+		Client:             mgr.GetClient(),
+		APIReader:          mgr.GetAPIReader(),
+		Pods:               opts.Pods,
+		Meter:              opts.Meter,
+		CheckpointInterval: opts.CheckpointInterval,
+		ReportRetention:    opts.ReportRetention,
+		SettleDelay:        opts.SettleDelay,
+		Recorder:           mgr.GetEventRecorder("organization-controller"),
+		Clock:              opts.Clock,
+		QuotaLedger:        opts.QuotaLedger,
 	}).SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the organization controller: %w", err)
 	}

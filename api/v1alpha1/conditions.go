@@ -42,6 +42,11 @@ const (
 	// platform admin can then change its members or projects. Alerts watch it; Ready does not
 	// depend on it.
 	AdminMissingCondition = "AdminMissing"
+
+	// CreditsExhaustedCondition is True once the organization has used its plan's whole
+	// monthlyAllowance in the current billing period; False below it, with reason
+	// AllowanceNearlyUsed from 80 %. Absent when the plan grants no allowance.
+	CreditsExhaustedCondition = "CreditsExhausted"
 )
 
 // Condition reasons, shared by events that report the same transition.
@@ -109,6 +114,15 @@ const (
 
 	// OverQuotaReason: the organization is over at least one quota.
 	OverQuotaReason = "OverQuota"
+
+	// WithinAllowanceReason: the organization has used less than 80 % of its credit allowance.
+	WithinAllowanceReason = "WithinAllowance"
+
+	// AllowanceNearlyUsedReason: the organization has used 80 % or more of its credit allowance.
+	AllowanceNearlyUsedReason = "AllowanceNearlyUsed"
+
+	// AllowanceExhaustedReason: the organization has used its whole credit allowance.
+	AllowanceExhaustedReason = "AllowanceExhausted"
 )
 
 // GetConditions returns the organization's status conditions.

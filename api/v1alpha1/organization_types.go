@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -192,6 +193,11 @@ type OrganizationStatus struct {
 	// subscription is where the organization stands in its subscription's lifecycle.
 	// +optional
 	Subscription *SubscriptionStatus `json:"subscription,omitempty"`
+
+	// metering is the current billing period's metered usage, as its OrganizationUsageReport
+	// last recorded it.
+	// +optional
+	Metering *MeteringStatus `json:"metering,omitempty"`
 
 	// quotas are the effective limits (the plan's, overridden by spec.quotas) next to what is used.
 	// +optional
@@ -422,6 +428,30 @@ type OrganizationUsage struct {
 	WorkloadUsage `json:",inline"`
 }
 
+// MeteringStatus is the current billing period's usage.
+type MeteringStatus struct {
+	// report is the name of the period's OrganizationUsageReport in the home namespace; empty
+	// until something ran in the period.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Report string `json:"report,omitempty"`
+	// periodStart is the start of the current billing period.
+	// +required
+	PeriodStart metav1.Time `json:"periodStart"`
+	// periodEnd is the end of the current billing period, excluded.
+	// +required
+	PeriodEnd metav1.Time `json:"periodEnd"`
+	// checkpointTime is the moment total is integrated up to.
+	// +optional
+	CheckpointTime *metav1.Time `json:"checkpointTime,omitempty"`
+	// total is the organization's usage in the period up to checkpointTime.
+	// +optional
+	Total MeteredUsage `json:"total,omitempty"`
+	// allowance is the plan's monthlyAllowance, in credits, when it has one.
+	// +optional
+	Allowance *resource.Quantity `json:"allowance,omitempty"`
+}
+
 // NamespaceUsage is what one namespace of an organization holds.
 type NamespaceUsage struct {
 	// name is the namespace.
@@ -468,6 +498,7 @@ type WorkloadUsage struct {
 // +kubebuilder:printcolumn:name="CPU Quota",type=string,JSONPath=`.status.quotas.hard.requests\.cpu`,priority=1
 // +kubebuilder:printcolumn:name="Pod Quota",type=string,JSONPath=`.status.quotas.hard.pods`,priority=1
 // +kubebuilder:printcolumn:name="Days Left",type=integer,JSONPath=`.status.subscription.daysRemaining`,priority=1
+// +kubebuilder:printcolumn:name="Credits",type=string,JSONPath=`.status.metering.total.credits`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

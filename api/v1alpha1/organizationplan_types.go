@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -98,6 +99,46 @@ type OrganizationPlanSpec struct {
 	// quotas are the defaults for organizations on this plan.
 	// +optional
 	Quotas Quotas `json:"quotas,omitempty"`
+
+	// metering prices what organizations on this plan use and grants them a credit allowance
+	// per billing period (see docs/metering.md).
+	// +optional
+	Metering *PlanMetering `json:"metering,omitempty"`
+}
+
+// PlanMetering prices metered usage, in credits.
+type PlanMetering struct {
+	// prices are the credits charged per unit of requested resources; a unit without a price
+	// costs nothing.
+	// +optional
+	Prices MeteringPrices `json:"prices,omitempty"`
+
+	// monthlyAllowance is how many credits an organization may use per billing period. The
+	// organization's CreditsExhausted condition says when it passes 80 % and 100 % of it.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="monthlyAllowance must not be negative"
+	MonthlyAllowance *resource.Quantity `json:"monthlyAllowance,omitempty"`
+
+	// blockWhenExhausted makes an organization that has used its whole monthlyAllowance admit no
+	// new pods until the next period (as an expired subscription does); nothing is deleted.
+	// +optional
+	BlockWhenExhausted bool `json:"blockWhenExhausted,omitempty"`
+}
+
+// MeteringPrices are credits per unit of requested resources, to the milli-credit.
+type MeteringPrices struct {
+	// cpuCoreHour is the price of one core requested for an hour.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="prices must not be negative"
+	CPUCoreHour *resource.Quantity `json:"cpuCoreHour,omitempty"`
+	// memoryGiBHour is the price of one GiB of memory requested for an hour.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="prices must not be negative"
+	MemoryGiBHour *resource.Quantity `json:"memoryGiBHour,omitempty"`
+	// podHour is the price of one pod running for an hour.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="prices must not be negative"
+	PodHour *resource.Quantity `json:"podHour,omitempty"`
 }
 
 // OrganizationPlanStatus is what the operator observed about a plan.

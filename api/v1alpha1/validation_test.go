@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/metering"
+	"github.com/orgoperator/org-operator/internal/podcache"
 )
 
 // newOrg returns a valid Organization named name, changed by mutate.
@@ -852,5 +855,92 @@ var _ = Describe("The samples in config/samples", func() {
 				Expect(err).NotTo(HaveOccurred(), "%s: %s", file, obj.GetName())
 			}
 		}
+	})
+})
+
+var _ = Describe("Metering on plans and usage reports", func() {
+	plan := func(name string, m *tenancyv1alpha1.PlanMetering) *tenancyv1alpha1.OrganizationPlan {
+		return &tenancyv1alpha1.OrganizationPlan{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: tenancyv1alpha1.OrganizationPlanSpec{DisplayName: "Metered", Free: true, Metering: m}}
+	}
+	q := func(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
+
+	It("accepts prices and an allowance, and refuses negative ones", func(ctx SpecContext) {
+		Expect(k8sClient.Create(ctx, plan("priced", &tenancyv1alpha1.PlanMetering{
+			Prices:           tenancyv1alpha1.MeteringPrices{CPUCoreHour: q("0.05"), MemoryGiBHour: q("10m"), PodHour: q("0")},
+			MonthlyAllowance: q("5000"), BlockWhenExhausted: true}), client.DryRunAll)).To(Succeed())
+		for _, m := range []*tenancyv1alpha1.PlanMetering{
+			{Prices: tenancyv1alpha1.MeteringPrices{CPUCoreHour: q("-1")}},
+			{Prices: tenancyv1alpha1.MeteringPrices{MemoryGiBHour: q("-1m")}},
+			{Prices: tenancyv1alpha1.MeteringPrices{PodHour: q("-0.001")}},
+			{MonthlyAllowance: q("-5")},
+		} {
+			err := k8sClient.Create(ctx, plan("negative", m), client.DryRunAll)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%+v: %v", m, err)
+			Expect(err.Error()).To(ContainSubstring("must not be negative"))
+		}
+	})
+
+	It("keeps a report's spec as it was created", func(ctx SpecContext) {
+		r := &tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: membersNamespace, Name: "acme-2026-11-20"},
+			Spec: tenancyv1alpha1.OrganizationUsageReportSpec{Organization: "acme",
+				PeriodStart: metav1.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), PeriodEnd: metav1.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC)}}
+		Expect(k8sClient.Create(ctx, r)).To(Succeed())
+		r.Spec.Organization = "globex"
+		err := k8sClient.Update(ctx, r)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("a report's spec never changes"))
+		backwards := r.DeepCopy()
+		backwards.Name, backwards.ResourceVersion = "acme-2026-12-20", ""
+		backwards.Spec.Organization = "acme"
+		backwards.Spec.PeriodEnd = metav1.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+		err = k8sClient.Create(ctx, backwards)
+		Expect(err).To(MatchError(ContainSubstring("periodStart must be before periodEnd")))
+	})
+})
+
+// A report of 1,000 namespaces, as the operator writes it (a status merge patch), stays under
+// 256 KiB as the API server stores and serves it, managedFields included.
+var _ = Describe("A usage report of 1,000 namespaces", func() {
+	It("is under 256 KiB as stored", func(ctx SpecContext) {
+		period := metering.Period{Start: time.Date(2026, 12, 20, 12, 0, 0, 0, time.UTC), End: time.Date(2027, 1, 20, 12, 0, 0, 0, time.UTC)}
+		var namespaces []string
+		pods := map[string][]*podcache.Pod{}
+		for i := range tenancyv1alpha1.MaxReportNamespaces {
+			ns := fmt.Sprintf("team-%04d-production", i)
+			namespaces = append(namespaces, ns)
+			p := &podcache.Pod{Start: period.Start.Unix() - 1, Requests: podcache.Amounts{CPU: 64_000 + int64(i), Memory: 256<<30 + int64(i)},
+				Limits: podcache.Amounts{CPU: 128_000, Memory: 512 << 30}}
+			p.Namespace, p.UID = ns, types.UID(ns)
+			pods[ns] = []*podcache.Pod{p}
+		}
+		source := func(ns string) (live, gone []*podcache.Pod) { return pods[ns], nil }
+		prices := &tenancyv1alpha1.MeteringPrices{CPUCoreHour: resource.NewMilliQuantity(50, resource.DecimalSI), PodHour: resource.NewMilliQuantity(1, resource.DecimalSI)}
+		st := metering.AdvanceStatus(&tenancyv1alpha1.OrganizationUsageReportStatus{}, period, namespaces, source, period.End, prices).Status
+		deleted := st.Total
+		st.DeletedNamespaces = &deleted
+		st.Allowance = resource.NewQuantity(1_000_000, resource.DecimalSI)
+		Expect(st.Namespaces).To(HaveLen(tenancyv1alpha1.MaxReportNamespaces))
+		Expect(st.Days).To(HaveLen(tenancyv1alpha1.MaxReportDays))
+
+		r := &tenancyv1alpha1.OrganizationUsageReport{
+			ObjectMeta: metav1.ObjectMeta{Namespace: membersNamespace, Name: "an-organization-of-a-long-name-2026-12-20",
+				Labels: map[string]string{tenancyv1alpha1.OrganizationLabel: "an-organization-of-a-long-name", tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue}},
+			Spec: tenancyv1alpha1.OrganizationUsageReportSpec{Organization: "an-organization-of-a-long-name",
+				PeriodStart: metav1.NewTime(period.Start), PeriodEnd: metav1.NewTime(period.End)},
+		}
+		Expect(k8sClient.Create(ctx, r)).To(Succeed())
+		before := r.DeepCopy()
+		r.Status = st
+		Expect(k8sClient.Status().Patch(ctx, r, client.MergeFrom(before), client.FieldOwner("org-operator"))).To(Succeed())
+
+		stored := &tenancyv1alpha1.OrganizationUsageReport{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(r), stored)).To(Succeed())
+		Expect(stored.Status.Namespaces).To(HaveLen(tenancyv1alpha1.MaxReportNamespaces))
+		Expect(stored.ManagedFields).NotTo(BeEmpty())
+		b, err := json.Marshal(stored)
+		Expect(err).NotTo(HaveOccurred())
+		AddReportEntry("stored size in bytes", len(b))
+		Expect(len(b)).To(BeNumerically("<", 256<<10))
 	})
 })

@@ -45,6 +45,10 @@ type Pod struct {
 	// larger of what the spec asks and what the kubelet has allocated.
 	Requests Amounts `json:"requests"`
 	Limits   Amounts `json:"limits"`
+	// Start and End are the pod's own times, in Unix seconds, that metering integrates between
+	// (see Lifetime); zero when unknown.
+	Start int64 `json:"start,omitempty"`
+	End   int64 `json:"end,omitempty"`
 }
 
 // DeepCopyObject implements runtime.Object.
@@ -67,8 +71,56 @@ func FromPod(pod *corev1.Pod) *Pod {
 		Requests:   amounts(resourcehelper.PodRequests(pod, quotaOptions)),
 		Limits:     amounts(resourcehelper.PodLimits(pod, quotaOptions)),
 	}
+	out.Start, out.End = Lifetime(pod)
 	out.SetGroupVersionKind(podKind)
 	return out
+}
+
+// Lifetime is when a pod started and ended using what it holds, in Unix seconds, from the pod's
+// own timestamps so that whoever reads the pod later reaches the same answer:
+//   - start: when it was bound to a node (the PodScheduled condition turning True), else
+//     status.startTime; zero while it is neither, and then it uses nothing;
+//   - end, for a Succeeded or Failed pod: the last finishedAt of its containers, else the last
+//     transition of its conditions, else its start; for a pod being deleted, its
+//     deletionTimestamp (the end of its grace period); zero while it runs.
+func Lifetime(pod *corev1.Pod) (start, end int64) {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero() {
+			start = c.LastTransitionTime.Unix()
+		}
+	}
+	if start == 0 && pod.Status.StartTime != nil {
+		start = pod.Status.StartTime.Unix()
+	}
+	if start == 0 {
+		return 0, 0
+	}
+	if usage.Terminal(pod) {
+		for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+			for _, c := range list {
+				if t := c.State.Terminated; t != nil && t.FinishedAt.Unix() > end {
+					end = t.FinishedAt.Unix()
+				}
+			}
+		}
+		if end == 0 {
+			for _, c := range pod.Status.Conditions {
+				if !c.LastTransitionTime.IsZero() && c.LastTransitionTime.Unix() > end {
+					end = c.LastTransitionTime.Unix()
+				}
+			}
+		}
+	}
+	if end == 0 && pod.DeletionTimestamp != nil {
+		end = pod.DeletionTimestamp.Unix()
+	}
+	if end != 0 && end < start {
+		end = start
+	}
+	if end == 0 && usage.Terminal(pod) {
+		end = start
+	}
+	return start, end
 }
 
 func amounts(l corev1.ResourceList) Amounts {

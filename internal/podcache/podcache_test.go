@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/resourcelist"
@@ -134,5 +135,41 @@ func BenchmarkFromPod(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		podcache.FromPod(&pod)
+	}
+}
+
+func TestLifetime(t *testing.T) {
+	at := func(s int64) metav1.Time { return metav1.Unix(s, 0) }
+	scheduled := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: at(100)}
+	started := at(110)
+	finished := func(s int64) corev1.ContainerStatus {
+		return corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{FinishedAt: at(s)}}}
+	}
+	deleting := at(900)
+	tests := []struct {
+		name       string
+		pod        corev1.Pod
+		start, end int64
+	}{
+		{"pending, not bound", corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending}}, 0, 0},
+		{"bound: from the binding", corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{scheduled}}}, 100, 0},
+		{"started without a condition", corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &started}}, 110, 0},
+		{"succeeded: last container to finish", corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodSucceeded, StartTime: &started,
+			InitContainerStatuses: []corev1.ContainerStatus{finished(120)}, ContainerStatuses: []corev1.ContainerStatus{finished(500), finished(300)}}}, 110, 500},
+		{"failed without container times: last condition", corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodFailed,
+			Conditions: []corev1.PodCondition{scheduled, {Type: corev1.PodReady, LastTransitionTime: at(400)}}}}, 100, 400},
+		{"being deleted: the end of its grace period", corev1.Pod{ObjectMeta: metav1.ObjectMeta{DeletionTimestamp: &deleting},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &started}}, 110, 900},
+		{"ended before it started: nothing", corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodSucceeded, StartTime: &started,
+			ContainerStatuses: []corev1.ContainerStatus{finished(50)}}}, 110, 110},
+	}
+	for _, tt := range tests {
+		start, end := podcache.Lifetime(&tt.pod)
+		if start != tt.start || end != tt.end {
+			t.Errorf("%s: lifetime [%d, %d), want [%d, %d)", tt.name, start, end, tt.start, tt.end)
+		}
+		if c := podcache.FromPod(&tt.pod); c.Start != start || c.End != end {
+			t.Errorf("%s: the compact pod keeps [%d, %d)", tt.name, c.Start, c.End)
+		}
 	}
 }

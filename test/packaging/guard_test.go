@@ -35,6 +35,7 @@ const (
 	guardSecret        = "org-operator may create and delete only invitation Secrets"
 	guardSecretContent = "org-operator may create only Opaque invitation Secrets holding one key, token"
 	guardMember        = "the operator creates only, in a home namespace, the members of redeemed invitations"
+	guardReport        = "the operator writes usage reports only in a home namespace, for its organization"
 )
 
 // guardNames are the policies this file tries, of config/rbac/operator_guard_policy.yaml, each
@@ -426,6 +427,32 @@ stringData: {password: hunter2}
 			denied(guardMember, create(ownerMember("owner", "{serviceAccount: {namespace: initech, name: ci}, admin: true, kubernetesRole: Admin}")))
 			allowed(create(ownerMember("owner-0a1b2c3d", "{group: oidc:initech-admins, admin: true, kubernetesRole: Admin}")))
 			denied("never their spec", as("patch", "organizationmember", "bob", "-n", "initech", "--type=merge", "-p", `{"spec": {"kubernetesRole": "Admin"}}`))
+		})
+
+		It("lets the operator write usage reports only in home namespaces, for their organization", func() {
+			c.kubectl("create", "namespace", "umbrella").mustRun()
+			c.kubectl("label", "namespace", "umbrella", "tenancy.orgoperator.io/organization=umbrella", "tenancy.orgoperator.io/home=true").mustRun()
+			report := func(ns, name, org string) string {
+				return fmt.Sprintf("apiVersion: tenancy.orgoperator.io/v1alpha1\nkind: OrganizationUsageReport\nmetadata: {name: %s, namespace: %s}\n"+
+					"spec: {organization: %s, periodStart: '2026-11-20T00:00:00Z', periodEnd: '2026-12-20T00:00:00Z'}", name, ns, org)
+			}
+			denied(guardReport, create(report("kube-system", "umbrella-2026-11-20", "umbrella")))
+			denied(guardReport, create(report("acme-staging", "acme-2026-11-20", "acme"))) // an organization namespace, not a home
+			denied(guardReport, create(report("plain", "plain-2026-11-20", "plain")))
+			denied(guardReport, create(report("umbrella", "umbrella-2026-11-20", "acme")))
+			denied(guardReport, create(report("umbrella", "acme-2026-11-20", "umbrella")))
+			denied(guardReport, create(report("umbrella", "umbrella-anything", "umbrella")))
+			c.kubectl("create", "-f", "-").withStdin(report("plain", "kept", "plain")).mustRun()
+			denied(guardReport, as("delete", "organizationusagereport", "kept", "-n", "plain"))
+			Expect(c.get("organizationusagereport", "plain", "kept")).NotTo(BeNil())
+
+			// Its status writes (a patch, which kubectl cannot make without a get the operator
+			// lacks) are exercised by the controllers' suite, under these policies.
+			By("and as the organization controller does: create, delete")
+			allowed(create(report("umbrella", "umbrella-2026-11-20", "umbrella")))
+			denied(forbidden, as("patch", "organizationusagereport", "umbrella-2026-11-20", "-n", "umbrella", "--type=merge",
+				"-p", `{"spec": {"organization": "acme"}}`))
+			allowed(as("delete", "organizationusagereport", "umbrella-2026-11-20", "-n", "umbrella"))
 		})
 
 		It("left everything as it was after the denials", func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -137,6 +138,18 @@ func limitRange(ns, name string) *corev1.LimitRange {
 
 func key(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
 
+// alphaReport is alpha's usage report, and strayReport one outside any organization, made by the suite.
+const (
+	alphaReport = "alpha-2026-11-20"
+	strayReport = "stray"
+)
+
+func usageReport(ns, name, org string) *tenancyv1alpha1.OrganizationUsageReport {
+	return &tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: tenancyv1alpha1.OrganizationUsageReportSpec{Organization: org,
+			PeriodStart: metav1.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), PeriodEnd: metav1.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC)}}
+}
+
 var (
 	orgRef = func(name string) *tenancyv1alpha1.Organization {
 		return &tenancyv1alpha1.Organization{ObjectMeta: metav1.ObjectMeta{Name: name}}
@@ -249,6 +262,31 @@ var rules = []rule{
 		alice: rbac("delete", "organizationmembers")}},
 	{"add a member outside a home namespace", createObj(member("alpha-dev", "eve", "eve@alpha.example", false, "")),
 		map[string]outcome{platform: denied("namespace alpha-dev is not the home namespace of an existing organization"), alice: rbac("create", "organizationmembers")}},
+
+	// Usage reports: read by alpha's members with a namespace role and its admins, written by the operator alone.
+	{"get alpha's usage report", getObj(key("alpha", alphaReport), &tenancyv1alpha1.OrganizationUsageReport{}), everyone(allowed, map[string]outcome{
+		nora: rbac("get", "organizationusagereports"), carol: rbac("get", "organizationusagereports"), mallory: rbac("get", "organizationusagereports")})},
+	{"list alpha's usage reports", list(&tenancyv1alpha1.OrganizationUsageReportList{}, client.InNamespace("alpha")), everyone(allowed, map[string]outcome{
+		nora: rbac("list", "organizationusagereports"), carol: rbac("list", "organizationusagereports"), mallory: rbac("list", "organizationusagereports")})},
+	{"zero alpha's usage in its report's status", func(ctx context.Context, c client.Client) error {
+		r := &tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: "alpha", Name: alphaReport}}
+		return c.Status().Patch(ctx, r, client.RawPatch(types.MergePatchType, []byte(`{"status":{"total":{"podSeconds":0}}}`)), dry)
+	}, everyone(rbac("patch", "organizationusagereports/status"), map[string]outcome{platform: allowed, operator: allowed})},
+	{"write the status of a usage report outside a home namespace", func(ctx context.Context, c client.Client) error {
+		r := &tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: "outside", Name: strayReport}}
+		return c.Status().Patch(ctx, r, client.RawPatch(types.MergePatchType, []byte(`{"status":{"total":{"podSeconds":1}}}`)), dry)
+	}, everyone(rbac("patch", "organizationusagereports/status"), map[string]outcome{platform: allowed, operator: guard})},
+	{"relabel alpha's usage report", mergePatch(&tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: "alpha", Name: alphaReport}},
+		`{"metadata":{"labels":{"tenancy.orgoperator.io/organization":"beta"}}}`),
+		everyone(rbac("patch", "organizationusagereports"), map[string]outcome{platform: allowed})},
+	{"create a usage report in alpha", createObj(usageReport("alpha", "alpha-2026-10-20", "alpha")),
+		everyone(rbac("create", "organizationusagereports"), map[string]outcome{platform: allowed, operator: allowed})},
+	{"create a usage report of beta in alpha", createObj(usageReport("alpha", "beta-2026-10-20", "beta")),
+		everyone(rbac("create", "organizationusagereports"), map[string]outcome{platform: allowed, operator: guard})},
+	{"create a usage report in alpha-dev", createObj(usageReport("alpha-dev", "alpha-2026-10-20", "alpha")),
+		everyone(rbac("create", "organizationusagereports"), map[string]outcome{platform: allowed, operator: guard})},
+	{"delete alpha's usage report", deleteObj(&tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Namespace: "alpha", Name: alphaReport}}),
+		everyone(rbac("delete", "organizationusagereports"), map[string]outcome{platform: allowed, operator: allowed})},
 
 	// Namespaces and the organization label.
 	{"create a namespace in alpha", createObj(namespace("alpha-new", orgLabel("alpha"))), map[string]outcome{platform: allowed, alice: allowed, adam: allowed,

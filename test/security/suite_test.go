@@ -203,6 +203,8 @@ func buildWorld(ctx context.Context) {
 	} {
 		Expect(admin.Create(ctx, m)).To(Succeed())
 	}
+	Expect(admin.Create(ctx, usageReport("alpha", alphaReport, "alpha"))).To(Succeed())
+	Expect(admin.Create(ctx, usageReport("outside", strayReport, "alpha"))).To(Succeed())
 	for _, p := range []*corev1.Pod{pod("alpha-dev", "web"), pod("beta-dev", "api"), pod("full", "only")} {
 		Expect(admin.Create(ctx, p)).To(Succeed())
 	}

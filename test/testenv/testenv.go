@@ -15,8 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/orgoperator/org-operator/controllers"
 	"github.com/orgoperator/org-operator/internal/controlplane"
+	"github.com/orgoperator/org-operator/internal/metering"
 	"github.com/orgoperator/org-operator/internal/podcache"
 )
 
@@ -47,7 +50,12 @@ type Env struct {
 	// Manager runs the operator; its client reads from the operator's cache.
 	Manager manager.Manager
 	// Pods is the operator's compact pod cache.
-	Pods   *podcache.Cache
+	Pods *podcache.Cache
+	// Meter is the operator's metering tracker.
+	Meter *metering.Tracker
+
+	root   string
+	opts   Options
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -71,7 +79,7 @@ func Start(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{ControlPlane: cp, Scheme: controllers.NewScheme()}
+	env := &Env{ControlPlane: cp, Scheme: controllers.NewScheme(), root: root, opts: opts}
 	if err := env.startOperator(root, opts); err != nil {
 		_ = cp.Stop()
 		return nil, err
@@ -102,6 +110,8 @@ func (e *Env) startOperator(root string, opts Options) error {
 		Scheme:                 e.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		// RestartOperator starts the same controllers again in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	if opts.Webhooks {
 		w := e.ControlPlane.Env.WebhookInstallOptions
@@ -116,6 +126,7 @@ func (e *Env) startOperator(root string, opts Options) error {
 		return err
 	}
 	e.Pods = op.Pods
+	e.Meter = op.Meter
 	if opts.Webhooks {
 		if err := op.SetupWebhooks(); err != nil {
 			return err
@@ -157,6 +168,32 @@ func (e *Env) ClientAs(user string, groups ...string) (client.Client, error) {
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append([]string{"system:authenticated"}, groups...)}
 	return client.New(cfg, client.Options{Scheme: e.Scheme})
 }
+
+// RestartOperator stops the operator, forgetting everything it held in memory, and starts a new
+// one on the same control plane, as a restarted pod would.
+func (e *Env) RestartOperator() error {
+	if err := e.StopOperator(); err != nil {
+		return err
+	}
+	return e.StartOperator()
+}
+
+// StopOperator stops the operator and leaves the control plane running, as when the operator's
+// pod is gone.
+func (e *Env) StopOperator() error {
+	if e.cancel == nil {
+		return nil
+	}
+	e.cancel()
+	e.cancel = nil
+	if err := <-e.done; err != nil {
+		return fmt.Errorf("stopping the operator: %w", err)
+	}
+	return nil
+}
+
+// StartOperator starts a new operator after StopOperator.
+func (e *Env) StartOperator() error { return e.startOperator(e.root, e.opts) }
 
 // Stop stops the operator and the control plane.
 func (e *Env) Stop() error {
