@@ -281,7 +281,7 @@ var _ = Describe("Metering", func() {
 			org := getOrg(g, name)
 			g.Expect(org.Status.Metering.Report).To(Equal(newName))
 			g.Expect(org.Status.Metering.PeriodStart.Time).To(BeTemporally("==", end))
-		}).WithTimeout(timeout + 2*meterInterval).Should(Succeed())
+		}).WithTimeout(time.Until(end) + timeout + 2*meterInterval).Should(Succeed())
 	})
 
 	It("drops the days of reports before the previous period and deletes reports past the retention", func(ctx SpecContext) {
