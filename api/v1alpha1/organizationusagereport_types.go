@@ -136,8 +136,9 @@ type OrganizationUsageReportStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=orgusage;orgusages,categories=tenancy
 // +kubebuilder:printcolumn:name="Organization",type=string,JSONPath=`.spec.organization`
-// +kubebuilder:printcolumn:name="Start",type=date,JSONPath=`.spec.periodStart`
-// +kubebuilder:printcolumn:name="End",type=date,JSONPath=`.spec.periodEnd`
+// Start and End print as timestamps: kubectl shows a date column as an age, a future one as <invalid>.
+// +kubebuilder:printcolumn:name="Start",type=string,JSONPath=`.spec.periodStart`
+// +kubebuilder:printcolumn:name="End",type=string,JSONPath=`.spec.periodEnd`
 // +kubebuilder:printcolumn:name="CPU Core-Seconds",type=string,JSONPath=`.status.total.requests.cpu`
 // +kubebuilder:printcolumn:name="Pod-Seconds",type=integer,JSONPath=`.status.total.podSeconds`
 // +kubebuilder:printcolumn:name="Credits",type=string,JSONPath=`.status.total.credits`
