@@ -158,6 +158,8 @@ var _ = Describe("Metering", func() {
 		Eventually(func(g Gomega) {
 			r := expectReportMatches(g, name, pods, 0)
 			g.Expect(r.Status.CheckpointTime.Time).To(BeTemporally(">", deleted.end))
+			// The create was the first interval's write: no checkpoint sooner than an interval after it.
+			g.Expect(r.Status.CheckpointTime.Add(settleDelay)).To(BeTemporally(">=", r.CreationTimestamp.Add(meterInterval)))
 			g.Expect(r.Name).To(Equal(name + "-" + startDate.UTC().Format(time.DateOnly)))
 			g.Expect(r.Status.Namespaces).To(HaveLen(2))
 			g.Expect(r.Status.Days).NotTo(BeEmpty())
@@ -271,11 +273,13 @@ var _ = Describe("Metering", func() {
 		Eventually(func(g Gomega) {
 			old := &tenancyv1alpha1.OrganizationUsageReport{}
 			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: name, Name: oldName}, old)).To(Succeed())
+			g.Expect(old.Status.CheckpointTime).NotTo(BeNil())
 			g.Expect(old.Status.CheckpointTime.Time).To(BeTemporally("==", end))
 			g.Expect(old.Status.Total.PodSeconds).To(Equal(int64(end.Sub(p.start) / time.Second)))
 			cur := &tenancyv1alpha1.OrganizationUsageReport{}
 			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: name, Name: newName}, cur)).To(Succeed())
 			g.Expect(cur.Spec.PeriodStart.Time).To(BeTemporally("==", end))
+			g.Expect(cur.Status.CheckpointTime).NotTo(BeNil())
 			g.Expect(cur.Status.Total.PodSeconds).To(BeNumerically(">", 0))
 			g.Expect(cur.Status.Total.PodSeconds).To(Equal(int64(cur.Status.CheckpointTime.Sub(end) / time.Second)))
 			org := getOrg(g, name)
@@ -316,6 +320,55 @@ var _ = Describe("Metering", func() {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(previous), r)).To(Succeed())
 			g.Expect(r.Status.Days).To(HaveLen(1), "the previous period keeps its days")
 		}).Should(Succeed())
+	})
+
+	Context("with the clock frozen", func() {
+		AfterEach(func() { clock.Reset() })
+
+		It("changes the allowance level at the exact second the credits reach 80 % and 100 %", func(ctx SpecContext) {
+			planName := uniqueName("exact")
+			one := resource.MustParse("3600") // credits per pod-hour: one per pod-second
+			allowance := resource.MustParse("100")
+			Expect(k8s.Create(ctx, &tenancyv1alpha1.OrganizationPlan{
+				ObjectMeta: metav1.ObjectMeta{Name: planName},
+				Spec: tenancyv1alpha1.OrganizationPlanSpec{DisplayName: "Exact", Free: true,
+					Metering: &tenancyv1alpha1.PlanMetering{Prices: tenancyv1alpha1.MeteringPrices{PodHour: &one},
+						MonthlyAllowance: &allowance, BlockWhenExhausted: true}},
+			})).To(Succeed())
+			name := uniqueName("frozen")
+			start := time.Now().Truncate(time.Second)
+			startDate := metav1.NewTime(start.Add(-time.Hour))
+			o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
+			o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: planName, StartDate: &startDate}
+			Expect(k8s.Create(ctx, o)).To(Succeed())
+			expectOrgReady(ctx, name)
+			// Two pods from start: 2 credits per second, 80 credits at +40 s, 100 at +50 s.
+			for _, n := range []string{"a", "b"} {
+				(&meteredPod{ns: name, name: n, cpu: "10m", mem: "1Mi", start: start}).create(ctx)
+			}
+			at := func(seconds int, reason string, status metav1.ConditionStatus) {
+				GinkgoHelper()
+				clock.Freeze(start.Add(time.Duration(seconds) * time.Second))
+				touch(ctx, name)
+				Eventually(func(g Gomega) {
+					org := getOrg(g, name)
+					g.Expect(org.Status.ObservedGeneration).To(Equal(org.Generation))
+					c := condition(org.Status.Conditions, tenancyv1alpha1.CreditsExhaustedCondition)
+					g.Expect(c.Reason).To(Equal(reason), "at +%d s", seconds)
+					g.Expect(c.Status).To(Equal(status))
+				}).Should(Succeed())
+			}
+			at(39, tenancyv1alpha1.WithinAllowanceReason, metav1.ConditionFalse)
+			at(40, tenancyv1alpha1.AllowanceNearlyUsedReason, metav1.ConditionFalse)
+			at(49, tenancyv1alpha1.AllowanceNearlyUsedReason, metav1.ConditionFalse)
+			Expect(k8s.Create(ctx, pod(name, "admitted", "10m", "1Mi"))).To(Succeed(), "a second before the allowance is used up, pods are admitted")
+			at(50, tenancyv1alpha1.AllowanceExhaustedReason, metav1.ConditionTrue)
+			Eventually(func() error { return k8s.Create(ctx, pod(name, "refused", "10m", "1Mi")) }).Should(MatchError(ContainSubstring("exceeded quota: " + controllers.ExpiredQuotaName)))
+			Eventually(func(g Gomega) {
+				g.Expect(countEvents(ctx, g, name, tenancyv1alpha1.AllowanceNearlyUsedReason)).To(Equal(1))
+				g.Expect(countEvents(ctx, g, name, tenancyv1alpha1.AllowanceExhaustedReason)).To(Equal(1))
+			}).Should(Succeed())
+		})
 	})
 
 	It("says when the allowance passes 80 % and 100 %, once each, and then blocks new pods without deleting any", func(ctx SpecContext) {

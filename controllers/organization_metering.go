@@ -87,7 +87,7 @@ func (r *OrganizationReconciler) reconcileMetering(ctx context.Context, s *organ
 		(old.Status.CheckpointTime == nil || old.Status.CheckpointTime.Before(&metav1.Time{Time: prev.End})) {
 		adv := metering.AdvanceStatus(&old.Status, prev, namespaces, r.Meter.Pods, s.now.Add(-r.settleDelay()), &plan.Prices)
 		if !adv.Delta.IsZero() {
-			if err := r.writeReport(ctx, s, old, prev, adv); err != nil {
+			if err := r.writeReport(ctx, old, adv); err != nil {
 				return err
 			}
 		}
@@ -104,20 +104,37 @@ func (r *OrganizationReconciler) reconcileMetering(ctx context.Context, s *organ
 	adv := metering.AdvanceStatus(&stored, period, namespaces, r.Meter.Pods, cutoff, &plan.Prices)
 	adv.Status.Allowance = plan.MonthlyAllowance
 	interval := r.checkpointInterval()
-	due := cur == nil || stored.CheckpointTime == nil || !cutoff.Before(stored.CheckpointTime.Add(interval))
+	// lastWrite is when the report was last written: its checkpoint, or its creation, which is
+	// the write of its first interval (a create cannot carry the status).
+	var lastWrite *time.Time
+	switch {
+	case cur == nil:
+	case stored.CheckpointTime != nil:
+		lastWrite = &stored.CheckpointTime.Time
+	default:
+		lastWrite = &cur.CreationTimestamp.Time
+	}
+	due := lastWrite == nil || !cutoff.Before(lastWrite.Add(interval))
 	something := !adv.Delta.IsZero() || (cur == nil && adv.Running)
 	if something && due {
-		if err := r.writeReport(ctx, s, cur, period, adv); err != nil {
-			return err
+		if cur == nil {
+			created, err := r.createReport(ctx, s, period)
+			if err != nil {
+				return err
+			}
+			cur, lastWrite = created, &created.CreationTimestamp.Time
+		} else {
+			if err := r.writeReport(ctx, cur, adv); err != nil {
+				return err
+			}
+			stored, lastWrite = adv.Status, &adv.Status.CheckpointTime.Time
 		}
-		stored = adv.Status
-		cur = &tenancyv1alpha1.OrganizationUsageReport{ObjectMeta: metav1.ObjectMeta{Name: metering.ReportName(s.org.Name, period)}}
 	}
-	if adv.Running || (something && !due) {
+	if adv.Running || (something && (!due || stored.CheckpointTime == nil)) {
 		// Come back exactly when the next checkpoint may be written, or at the period's end.
 		next := cutoff.Add(interval)
-		if stored.CheckpointTime != nil {
-			next = stored.CheckpointTime.Add(interval)
+		if lastWrite != nil {
+			next = lastWrite.Add(interval)
 		}
 		if period.End.Before(next) {
 			next = period.End
@@ -161,28 +178,30 @@ func (r *OrganizationReconciler) checkpointInterval() time.Duration {
 	return DefaultCheckpointInterval
 }
 
-// writeReport creates the period's report if it does not exist and writes its status, then lets
-// the tracker forget the deleted pods the new checkpoint holds. The status patch is locked to the
-// report's resourceVersion: a checkpoint computed from a stale copy conflicts instead of counting
-// twice.
-func (r *OrganizationReconciler) writeReport(ctx context.Context, s *organizationScope, report *tenancyv1alpha1.OrganizationUsageReport,
-	period metering.Period, adv metering.Advance) error {
-	if report == nil {
-		report = &tenancyv1alpha1.OrganizationUsageReport{
-			ObjectMeta: metav1.ObjectMeta{Namespace: s.home.Name, Name: metering.ReportName(s.org.Name, period),
-				Labels: map[string]string{tenancyv1alpha1.OrganizationLabel: s.org.Name, tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue,
-					tenancyv1alpha1.ReportPeriodLabel: period.Label()}},
-			Spec: tenancyv1alpha1.OrganizationUsageReportSpec{Organization: s.org.Name,
-				PeriodStart: metav1.NewTime(period.Start), PeriodEnd: metav1.NewTime(period.End)},
-		}
-		if err := controllerutil.SetControllerReference(s.org, report, scheme()); err != nil {
-			return err
-		}
-		if err := r.Create(ctx, report); err != nil {
-			return fmt.Errorf("creating usage report %s: %w", report.Name, err)
-		}
-		ctrl.LoggerFrom(ctx).Info("Created usage report", "report", report.Name)
+// createReport creates the period's report, with no status yet: the create is the write of its
+// first checkpoint interval.
+func (r *OrganizationReconciler) createReport(ctx context.Context, s *organizationScope, period metering.Period) (*tenancyv1alpha1.OrganizationUsageReport, error) {
+	report := &tenancyv1alpha1.OrganizationUsageReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: s.home.Name, Name: metering.ReportName(s.org.Name, period),
+			Labels: map[string]string{tenancyv1alpha1.OrganizationLabel: s.org.Name, tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue,
+				tenancyv1alpha1.ReportPeriodLabel: period.Label()}},
+		Spec: tenancyv1alpha1.OrganizationUsageReportSpec{Organization: s.org.Name,
+			PeriodStart: metav1.NewTime(period.Start), PeriodEnd: metav1.NewTime(period.End)},
 	}
+	if err := controllerutil.SetControllerReference(s.org, report, scheme()); err != nil {
+		return nil, err
+	}
+	if err := r.Create(ctx, report); err != nil {
+		return nil, fmt.Errorf("creating usage report %s: %w", report.Name, err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Created usage report", "report", report.Name)
+	return report, nil
+}
+
+// writeReport writes a report's status, then lets the tracker forget the deleted pods the new
+// checkpoint holds. The patch is locked to the report's resourceVersion: a checkpoint computed
+// from a stale copy conflicts instead of counting twice.
+func (r *OrganizationReconciler) writeReport(ctx context.Context, report *tenancyv1alpha1.OrganizationUsageReport, adv metering.Advance) error {
 	before := report.DeepCopy()
 	report.Status = adv.Status
 	if equality.Semantic.DeepEqual(before.Status, report.Status) {

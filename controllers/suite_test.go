@@ -32,7 +32,7 @@ func TestControllers(t *testing.T) {
 var _ = BeforeSuite(func() {
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	var err error
-	env, err = testenv.Start(testenv.Options{Controllers: controllers.Options{MaxConcurrentReconciles: 2, Clock: clock, CheckpointInterval: meterInterval, SettleDelay: time.Second}})
+	env, err = testenv.Start(testenv.Options{Controllers: controllers.Options{MaxConcurrentReconciles: 2, Clock: clock, CheckpointInterval: meterInterval, SettleDelay: settleDelay}})
 	Expect(err).NotTo(HaveOccurred())
 	k8s = env.Admin
 	mgrClient = env.Manager.GetClient()
@@ -48,6 +48,8 @@ const (
 	// meterInterval is the usage reports' checkpoint interval here: long enough that a spec can
 	// tell a checkpoint from a reconcile, short enough to wait for a few.
 	meterInterval = 4 * time.Second
+	// settleDelay is how far the operator's checkpoints trail its clock here.
+	settleDelay = time.Second
 
 	timeout  = 30 * time.Second
 	interval = 100 * time.Millisecond

@@ -210,16 +210,33 @@ func (e *Env) Stop() error {
 // RequeueAfter, which waits in real time, still lands on the boundary the test moved next to.
 type OffsetClock struct {
 	offset atomic.Int64
+	// frozen, when not zero, is the moment Now returns, in Unix nanoseconds.
+	frozen atomic.Int64
 }
 
-// Now is the real time plus the offset.
-func (c *OffsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+// Now is the real time plus the offset, or the moment the clock is frozen at.
+func (c *OffsetClock) Now() time.Time {
+	if f := c.frozen.Load(); f != 0 {
+		return time.Unix(0, f)
+	}
+	return time.Now().Add(time.Duration(c.offset.Load()))
+}
 
 // Since is the time elapsed since t on this clock.
 func (c *OffsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
 
 // Set makes Now return t, as time goes on from there.
-func (c *OffsetClock) Set(t time.Time) { c.offset.Store(int64(time.Until(t))) }
+func (c *OffsetClock) Set(t time.Time) {
+	c.frozen.Store(0)
+	c.offset.Store(int64(time.Until(t)))
+}
+
+// Freeze makes Now return t until Set, Freeze or Reset: a spec can then judge a boundary to
+// the second, however long the operator takes to reconcile.
+func (c *OffsetClock) Freeze(t time.Time) { c.frozen.Store(t.UnixNano()) }
 
 // Reset makes Now the real time again.
-func (c *OffsetClock) Reset() { c.offset.Store(0) }
+func (c *OffsetClock) Reset() {
+	c.frozen.Store(0)
+	c.offset.Store(0)
+}
