@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"math/big"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
@@ -24,6 +26,11 @@ type meteredPod struct {
 	ns, name   string
 	cpu, mem   string
 	start, end time.Time // end zero: still running
+	// allocated, when set, is the cpu the kubelet reports it runs with (an in-place resize
+	// changes it after the spec).
+	allocated string
+	// written is the pod as the last status write left it.
+	written *corev1.Pod
 }
 
 func (p *meteredPod) create(ctx context.Context) {
@@ -46,7 +53,12 @@ func (p *meteredPod) setStatus(ctx context.Context) {
 		state = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{StartedAt: start, FinishedAt: metav1.NewTime(p.end), Reason: "Completed"}}
 	}
 	po.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "registry.example/app:1", ImageID: "registry.example/app@sha256:0", State: state}}
+	if p.allocated != "" {
+		l := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(p.allocated), corev1.ResourceMemory: resource.MustParse(p.mem)}
+		po.Status.ContainerStatuses[0].Resources = &corev1.ResourceRequirements{Requests: l, Limits: l}
+	}
 	Expect(k8s.Status().Update(ctx, po)).To(Succeed())
+	p.written = po
 }
 
 // integral is what the pods used in [from, to), computed from the times the test gave them.
@@ -209,6 +221,66 @@ var _ = Describe("Metering", func() {
 		Consistently(func(g Gomega) {
 			g.Expect(getReport(g, name).ResourceVersion).To(Equal(r.ResourceVersion))
 		}, 3*meterInterval).Should(Succeed())
+	})
+
+	It("splits a pod's lifetime at each in-place resize, at the second the API server took it", func(ctx SpecContext) {
+		name := uniqueName("resize")
+		startDate := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
+		o.Spec.Subscription = &tenancyv1alpha1.Subscription{StartDate: &startDate}
+		Expect(k8s.Create(ctx, o)).To(Succeed())
+		expectOrgReady(ctx, name)
+		p := &meteredPod{ns: name, name: "resized", cpu: "1", mem: "100Mi", allocated: "1", start: time.Now().Add(-5 * time.Second).Truncate(time.Second)}
+		p.create(ctx)
+		// writtenAt is when the API server recorded the pod's last write through subresource.
+		writtenAt := func(po *corev1.Pod, subresource string) time.Time {
+			GinkgoHelper()
+			for _, f := range po.ManagedFields {
+				if f.Subresource == subresource {
+					return f.Time.Time
+				}
+			}
+			Fail("the pod has no managedFields entry of " + subresource)
+			return time.Time{}
+		}
+		resize := func(cpu string) time.Time {
+			GinkgoHelper()
+			patch := fmt.Sprintf(`{"spec":{"containers":[{"name":"app","resources":{"requests":{"cpu":%q},"limits":{"cpu":%q}}}]}}`, cpu, cpu)
+			po := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: p.name}}
+			Expect(k8s.SubResource("resize").Patch(ctx, po, client.RawPatch(types.StrategicMergePatchType, []byte(patch)))).To(Succeed())
+			return writtenAt(po, "resize")
+		}
+		// actuate reports, as the kubelet does once it has applied a resize, what the pod runs with.
+		actuate := func(cpu string) time.Time {
+			GinkgoHelper()
+			p.allocated = cpu
+			p.setStatus(ctx)
+			return writtenAt(p.written, "status")
+		}
+		// Growing counts from the request (quota charges the larger of spec and allocation);
+		// shrinking from the kubelet's report.
+		time.Sleep(2 * time.Second)
+		grown := resize("3")
+		time.Sleep(time.Second)
+		actuate("3")
+		time.Sleep(time.Second)
+		resize("500m")
+		time.Sleep(time.Second)
+		shrunk := actuate("500m")
+		time.Sleep(time.Second)
+		p.end = time.Now().Truncate(time.Second)
+		p.setStatus(ctx)
+		Expect(shrunk).To(BeTemporally(">", grown))
+
+		want := 1000*int64(grown.Sub(p.start)/time.Second) + 3000*int64(shrunk.Sub(grown)/time.Second) + 500*int64(p.end.Sub(shrunk)/time.Second)
+		Eventually(func(g Gomega) {
+			r := getReport(g, name)
+			g.Expect(r.Status.CheckpointTime).NotTo(BeNil())
+			g.Expect(r.Status.CheckpointTime.Time).To(BeTemporally(">=", p.end))
+			g.Expect(r.Status.Total.PodSeconds).To(Equal(int64(p.end.Sub(p.start) / time.Second)))
+			g.Expect(milliOf(r.Status.Total.Requests.CPU)).To(Equal(want))
+			g.Expect(milliOf(r.Status.Total.Limits.CPU)).To(Equal(want))
+		}).WithTimeout(timeout + 2*meterInterval).Should(Succeed())
 	})
 
 	It("loses, of the pods deleted while the operator is down, exactly what docs/metering.md says", func(ctx SpecContext) {

@@ -62,6 +62,9 @@ func (t *Tracker) set(o any) {
 		ns = map[types.UID]*podcache.Pod{}
 		t.live[p.Namespace] = ns
 	}
+	if prev := ns[p.UID]; prev != nil && prev.Start != 0 && prev.End == 0 && p.Start != 0 {
+		p = t.resizedLocked(prev, p)
+	}
 	ns[p.UID] = p
 }
 
@@ -77,6 +80,11 @@ func (t *Tracker) delete(o any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ns := t.live[p.Namespace]; ns != nil {
+		if prev := ns[p.UID]; prev != nil && prev.Start > p.Start && p.Start != 0 {
+			c := *p
+			c.Start = prev.Start // resized: the part before is kept already
+			p = &c
+		}
 		delete(ns, p.UID)
 		if len(ns) == 0 {
 			delete(t.live, p.Namespace)
@@ -102,6 +110,37 @@ func (t *Tracker) delete(o any) {
 		}
 	}
 	t.gone[p.Namespace] = kept
+}
+
+// resizedLocked carries an earlier resize of a running pod into its update and, when the update
+// changes what the pod holds (an in-place resize), splits its lifetime there: the part before is
+// kept as a deleted pod's would be, with the old amounts, and the pod counts from then on with the
+// new ones. The split is at the write that changed them, as the API server timed it.
+func (t *Tracker) resizedLocked(prev, p *podcache.Pod) *podcache.Pod {
+	if prev.Start > p.Start {
+		c := *p
+		c.Start = prev.Start
+		p = &c
+	}
+	if prev.Requests == p.Requests && prev.Limits == p.Limits {
+		return p
+	}
+	at := p.Written
+	if at == 0 {
+		at = t.clock.Now().Unix()
+	}
+	at = max(at, prev.Start)
+	if p.End != 0 {
+		at = min(at, p.End)
+	}
+	if at > prev.Start {
+		before := *prev
+		before.End = at
+		t.gone[p.Namespace] = append(t.gone[p.Namespace], &before)
+	}
+	c := *p
+	c.Start = at
+	return &c
 }
 
 // Pods returns the namespace's live pods and the deleted ones not yet forgotten. The pods are

@@ -49,6 +49,9 @@ type Pod struct {
 	// (see Lifetime); zero when unknown.
 	Start int64 `json:"start,omitempty"`
 	End   int64 `json:"end,omitempty"`
+	// Written is when the pod was last written, in Unix seconds, as the API server recorded it
+	// in its managedFields: the moment an update, such as an in-place resize, took effect.
+	Written int64 `json:"written,omitempty"`
 }
 
 // DeepCopyObject implements runtime.Object.
@@ -72,6 +75,11 @@ func FromPod(pod *corev1.Pod) *Pod {
 		Limits:     amounts(resourcehelper.PodLimits(pod, quotaOptions)),
 	}
 	out.Start, out.End = Lifetime(pod)
+	for _, f := range pod.ManagedFields {
+		if f.Time != nil {
+			out.Written = max(out.Written, f.Time.Unix())
+		}
+	}
 	out.SetGroupVersionKind(podKind)
 	return out
 }
