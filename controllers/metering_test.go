@@ -213,6 +213,8 @@ var _ = Describe("Metering", func() {
 				g.Expect(ns.PodSeconds).To(Equal(ps), ns.Name)
 				g.Expect(milliOf(ns.CPU)).To(Equal(mcpu), ns.Name)
 				g.Expect(valueOf(ns.Memory)).To(Equal(bytes.Int64()), ns.Name)
+				g.Expect(milliOf(ns.Limits.CPU)).To(Equal(mcpu), "%s: its pods' limits equal their requests", ns.Name)
+				g.Expect(valueOf(ns.Limits.Memory)).To(Equal(bytes.Int64()), ns.Name)
 			}
 		}).WithTimeout(timeout + 2*meterInterval).Should(Succeed())
 

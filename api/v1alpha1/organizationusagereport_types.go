@@ -56,9 +56,8 @@ type DayUsage struct {
 	MeteredUsage `json:",inline"`
 }
 
-// NamespaceMeteredUsage is one namespace's usage over the period: pod-seconds and requests,
-// flat, so that a thousand of them stay under 256 KiB. Limits are integrated for the total, the
-// days and the deleted namespaces only.
+// NamespaceMeteredUsage is one namespace's usage over the period: pod-seconds and requests, flat,
+// and limits.
 type NamespaceMeteredUsage struct {
 	// name is the namespace.
 	// +required
@@ -75,6 +74,10 @@ type NamespaceMeteredUsage struct {
 	// memory integrates memory requests, in byte-seconds.
 	// +optional
 	Memory *resource.Quantity `json:"memory,omitempty"`
+	// limits integrates the namespace's pods' cpu and memory limits (a pod without a limit adds
+	// nothing).
+	// +optional
+	Limits ResourceSeconds `json:"limits,omitempty"`
 }
 
 // OrganizationUsageReportSpec names the organization and the billing period. The operator
@@ -114,10 +117,11 @@ type OrganizationUsageReportStatus struct {
 	// +kubebuilder:validation:MaxItems=32
 	Days []DayUsage `json:"days,omitempty"`
 	// namespaces breaks total down by namespace of the organization, sorted by name; at most
-	// 1000 are listed, the others count in total only.
+	// 1000 are listed, the others count in total only. The operator writes the list whole.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// Atomic: the API server then records one managedFields entry for the list, not one per
+	// namespace, which would double the report's size.
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=1000
 	Namespaces []NamespaceMeteredUsage `json:"namespaces,omitempty"`
 	// deletedNamespaces is, together, the usage of listed namespaces that were deleted or left

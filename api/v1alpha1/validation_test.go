@@ -907,7 +907,7 @@ var _ = Describe("A usage report of 1,000 namespaces", func() {
 		var namespaces []string
 		pods := map[string][]*podcache.Pod{}
 		for i := range tenancyv1alpha1.MaxReportNamespaces {
-			ns := fmt.Sprintf("team-%04d-production", i)
+			ns := fmt.Sprintf("team-%04d-production-%s", i, strings.Repeat("x", 42)) // 63 characters, the longest
 			namespaces = append(namespaces, ns)
 			p := &podcache.Pod{Start: period.Start.Unix() - 1, Requests: podcache.Amounts{CPU: 64_000 + int64(i), Memory: 256<<30 + int64(i)},
 				Limits: podcache.Amounts{CPU: 128_000, Memory: 512 << 30}}
@@ -937,6 +937,7 @@ var _ = Describe("A usage report of 1,000 namespaces", func() {
 		stored := &tenancyv1alpha1.OrganizationUsageReport{}
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(r), stored)).To(Succeed())
 		Expect(stored.Status.Namespaces).To(HaveLen(tenancyv1alpha1.MaxReportNamespaces))
+		Expect(stored.Status.Namespaces[0].Limits.CPU).NotTo(BeNil(), "namespaces keep their limits")
 		Expect(stored.ManagedFields).NotTo(BeEmpty())
 		b, err := json.Marshal(stored)
 		Expect(err).NotTo(HaveOccurred())

@@ -88,7 +88,8 @@ func (a *Amount) Usage(prices *tenancyv1alpha1.MeteringPrices) tenancyv1alpha1.M
 // NamespaceUsage is the amount as a report lists a namespace's.
 func (a *Amount) NamespaceUsage(name string) tenancyv1alpha1.NamespaceMeteredUsage {
 	return tenancyv1alpha1.NamespaceMeteredUsage{Name: name, PodSeconds: a.PodSeconds,
-		CPU: milli(a.MilliCPUSeconds), Memory: whole(&a.ByteSeconds)}
+		CPU: milli(a.MilliCPUSeconds), Memory: whole(&a.ByteSeconds),
+		Limits: tenancyv1alpha1.ResourceSeconds{CPU: milli(a.LimitMilliCPUSeconds), Memory: whole(&a.LimitByteSeconds)}}
 }
 
 // FromUsage reads an amount back from the API.
@@ -104,12 +105,13 @@ func FromUsage(u *tenancyv1alpha1.MeteredUsage) Amount {
 	return a
 }
 
-// FromNamespaceUsage reads a namespace's amount back from the API; it has no limits.
+// FromNamespaceUsage reads a namespace's amount back from the API.
 func FromNamespaceUsage(u *tenancyv1alpha1.NamespaceMeteredUsage) Amount {
 	var a Amount
 	a.PodSeconds = u.PodSeconds
-	a.MilliCPUSeconds = milliOf(u.CPU)
+	a.MilliCPUSeconds, a.LimitMilliCPUSeconds = milliOf(u.CPU), milliOf(u.Limits.CPU)
 	a.ByteSeconds.Set(wholeOf(u.Memory))
+	a.LimitByteSeconds.Set(wholeOf(u.Limits.Memory))
 	return a
 }
 

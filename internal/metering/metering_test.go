@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,7 +209,7 @@ func TestReportSizeBound(t *testing.T) {
 	var namespaces []string
 	pods := map[string][]*podcache.Pod{}
 	for i := range tenancyv1alpha1.MaxReportNamespaces {
-		ns := fmt.Sprintf("team-%04d-production", i) // 20 characters
+		ns := fmt.Sprintf("team-%04d-production-%s", i, strings.Repeat("x", 42)) // 63 characters, the longest
 		namespaces = append(namespaces, ns)
 		pods[ns] = []*podcache.Pod{pod(ns, i, period.Start.Unix()-1, 0, 64_000+int64(i), 256<<30+int64(i))}
 	}
@@ -240,12 +241,10 @@ func TestReportSizeBound(t *testing.T) {
 }
 
 // managedFieldsSize is the size of the fieldsV1 the API server records for the status: one
-// entry per field set, in its format.
+// entry per field set (per list entry of a map list), in its format.
 func managedFieldsSize(st tenancyv1alpha1.OrganizationUsageReportStatus) int {
-	n := 0
-	for _, ns := range st.Namespaces {
-		n += len(fmt.Sprintf(`"k:{\"name\":\"%s\"}":{".":{},"f:cpu":{},"f:memory":{},"f:name":{},"f:podSeconds":{}},`, ns.Name))
-	}
+	// namespaces is an atomic list: one entry for all of them.
+	n := len(`"f:namespaces":{},`)
 	n += len(st.Days) * len(`"k:{\"date\":\"2026-11-20\"}":{".":{},"f:credits":{},"f:date":{},"f:limits":{".":{},"f:cpu":{},"f:memory":{}},"f:podSeconds":{},"f:requests":{".":{},"f:cpu":{},"f:memory":{}}},`)
 	return n + 1024
 }

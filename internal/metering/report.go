@@ -105,11 +105,6 @@ func AdvanceStatus(status *tenancyv1alpha1.OrganizationUsageReportStatus, period
 		case !delta.IsZero() && len(listed) < tenancyv1alpha1.MaxReportNamespaces:
 			listed[ns] = &delta
 		}
-		if acc := listed[ns]; acc != nil {
-			// Namespaces keep no limits (see NamespaceMeteredUsage).
-			acc.LimitMilliCPUSeconds = 0
-			acc.LimitByteSeconds.SetInt64(0)
-		}
 	}
 	out.Total.Add(&out.Delta)
 	st := tenancyv1alpha1.OrganizationUsageReportStatus{Allowance: status.Allowance}
