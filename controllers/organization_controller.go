@@ -81,7 +81,11 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	s, err := r.newScope(ctx, org)
 	defer func() {
 		retErr = r.updateStatus(ctx, s, retErr)
-		patch.RequeueOnConflict(patch.StatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status), &result, &retErr)
+		written := patch.StatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status)
+		if written == nil {
+			s.announcements.Emit()
+		}
+		patch.RequeueOnConflict(written, &result, &retErr)
 		if result.RequeueAfter == patch.ConflictRetry {
 			result.RequeueAfter = conflictRetry(org)
 		}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/conditions"
 	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/subscription"
 	"github.com/orgoperator/org-operator/internal/tenancy"
@@ -46,6 +47,8 @@ type organizationScope struct {
 	usage           *tenancyv1alpha1.OrganizationUsage
 	namespaceUsage  map[string]tenancyv1alpha1.WorkloadUsage
 	projectOutcomes map[string]projectOutcome
+	// announcements are the events of the status's condition changes, emitted once it is written.
+	announcements conditions.Announcements
 	quotas          *quotaOutcome
 	metering        *meteringOutcome
 	deletionBlocked []string

@@ -21,7 +21,7 @@ import (
 // watched change can help then. The caller writes the status once.
 func (r *OrganizationReconciler) updateStatus(ctx context.Context, s *organizationScope, reconcileErr error) error {
 	org := s.org
-	w := conditions.Writer{Object: org, Conditions: &org.Status.Conditions, Generation: org.Generation, Recorder: r.Recorder}
+	w := conditions.Writer{Object: org, Conditions: &org.Status.Conditions, Generation: org.Generation, Recorder: r.Recorder, Held: &s.announcements}
 	switch {
 	case !s.read:
 		conditions.Summarize(w.Conditions, org.Generation, reconcileErr)

@@ -31,6 +31,21 @@ type Writer struct {
 	Conditions *[]metav1.Condition
 	Generation int64
 	Recorder   recorder.EventRecorder
+	// Held, when set, keeps the events until the caller has written the status.
+	Held *Announcements
+}
+
+// Announcements are events held until the status that records their conditions is written: a
+// write that conflicts is computed again from fresh state, and would otherwise announce the same
+// transition twice.
+type Announcements []func()
+
+// Emit emits the held events and forgets them.
+func (a *Announcements) Emit() {
+	for _, emit := range *a {
+		emit()
+	}
+	*a = nil
 }
 
 // Set sets a condition; see the package function.
@@ -49,9 +64,15 @@ type Event struct {
 // Announce sets a condition and, when its status or reason changes, emits ev on the object with
 // the condition's reason and message, so that the event is emitted once per transition.
 func (w Writer) Announce(ev Event, typ string, status metav1.ConditionStatus, reason, msg string) {
-	if w.Set(typ, status, reason, msg) {
-		w.Recorder.Eventf(w.Object, ev.Related, ev.Type, reason, ev.Action, "%s", msg)
+	if !w.Set(typ, status, reason, msg) {
+		return
 	}
+	emit := func() { w.Recorder.Eventf(w.Object, ev.Related, ev.Type, reason, ev.Action, "%s", msg) }
+	if w.Held != nil {
+		*w.Held = append(*w.Held, emit)
+		return
+	}
+	emit()
 }
 
 // StalledError is a failure no retry can fix: someone must change something. A reconcile that
