@@ -48,9 +48,9 @@ func NewMeteringCollector(reader client.Reader) *MeteringCollector {
 		pods: desc("pod_seconds_total", "The pods' lifetimes in the current billing period, in seconds, per namespace, "+
 			"up to the usage report's checkpoint.", "namespace"),
 		cpuLimit: desc("cpu_limit_core_seconds_total", "Cpu limits integrated over the pods' lifetimes in the current billing "+
-			"period, in core-seconds, for the whole organization."),
+			"period, in core-seconds, per namespace, up to the usage report's checkpoint.", "namespace"),
 		memoryLimit: desc("memory_limit_byte_seconds_total", "Memory limits integrated over the pods' lifetimes in the current "+
-			"billing period, in byte-seconds, for the whole organization."),
+			"billing period, in byte-seconds, per namespace, up to the usage report's checkpoint.", "namespace"),
 		creditsDesc:   desc("credits_total", "Credits used in the current billing period, up to the usage report's checkpoint."),
 		allowanceDesc: desc("credit_allowance", "The plan's monthlyAllowance, in credits; no series without one."),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
@@ -95,14 +95,16 @@ func (c *MeteringCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.cpu, float(ns.CPU), org, ns.Name)
 			counter(c.memory, float(ns.Memory), org, ns.Name)
 			counter(c.pods, float64(ns.PodSeconds), org, ns.Name)
+			counter(c.cpuLimit, float(ns.Limits.CPU), org, ns.Name)
+			counter(c.memoryLimit, float(ns.Limits.Memory), org, ns.Name)
 		}
 		if d := st.DeletedNamespaces; d != nil {
 			counter(c.cpu, float(d.Requests.CPU), org, DeletedNamespace)
 			counter(c.memory, float(d.Requests.Memory), org, DeletedNamespace)
 			counter(c.pods, float64(d.PodSeconds), org, DeletedNamespace)
+			counter(c.cpuLimit, float(d.Limits.CPU), org, DeletedNamespace)
+			counter(c.memoryLimit, float(d.Limits.Memory), org, DeletedNamespace)
 		}
-		counter(c.cpuLimit, float(st.Total.Limits.CPU), org)
-		counter(c.memoryLimit, float(st.Total.Limits.Memory), org)
 		if st.Total.Credits != nil {
 			counter(c.creditsDesc, float(st.Total.Credits), org)
 		}

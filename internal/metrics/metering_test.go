@@ -24,9 +24,11 @@ func report(name string, start time.Time, podSeconds int64) *tenancyv1alpha1.Org
 		Status: tenancyv1alpha1.OrganizationUsageReportStatus{
 			Total: tenancyv1alpha1.MeteredUsage{PodSeconds: podSeconds, Credits: q("12500m"),
 				Limits: tenancyv1alpha1.ResourceSeconds{CPU: q("7200")}},
-			Namespaces:        []tenancyv1alpha1.NamespaceMeteredUsage{{Name: "acme", PodSeconds: podSeconds, CPU: q("3600500m"), Memory: q("1073741824")}},
-			DeletedNamespaces: &tenancyv1alpha1.MeteredUsage{PodSeconds: 10, Requests: tenancyv1alpha1.ResourceSeconds{CPU: q("5")}},
-			Allowance:         q("100"),
+			Namespaces: []tenancyv1alpha1.NamespaceMeteredUsage{{Name: "acme", PodSeconds: podSeconds, CPU: q("3600500m"), Memory: q("1073741824"),
+				Limits: tenancyv1alpha1.ResourceSeconds{CPU: q("7190"), Memory: q("2147483648")}}},
+			DeletedNamespaces: &tenancyv1alpha1.MeteredUsage{PodSeconds: 10, Requests: tenancyv1alpha1.ResourceSeconds{CPU: q("5")},
+				Limits: tenancyv1alpha1.ResourceSeconds{CPU: q("10")}},
+			Allowance: q("100"),
 		},
 	}
 }
@@ -64,14 +66,16 @@ func TestMeteringCollector(t *testing.T) {
 		}
 	}
 	want := map[string]float64{
-		"orgoperator_organization_pod_seconds_total namespace=(deleted) organization=acme":      10,
-		"orgoperator_organization_pod_seconds_total namespace=acme organization=acme":           4200,
-		"orgoperator_organization_cpu_core_seconds_total namespace=(deleted) organization=acme": 5,
-		"orgoperator_organization_cpu_core_seconds_total namespace=acme organization=acme":      3600.5,
-		"orgoperator_organization_memory_byte_seconds_total namespace=acme organization=acme":   1 << 30,
-		"orgoperator_organization_credits_total organization=acme":                              12.5,
-		"orgoperator_organization_credit_allowance organization=acme":                           100,
-		"orgoperator_organization_cpu_limit_core_seconds_total organization=acme":               7200,
+		"orgoperator_organization_pod_seconds_total namespace=(deleted) organization=acme":            10,
+		"orgoperator_organization_pod_seconds_total namespace=acme organization=acme":                 4200,
+		"orgoperator_organization_cpu_core_seconds_total namespace=(deleted) organization=acme":       5,
+		"orgoperator_organization_cpu_core_seconds_total namespace=acme organization=acme":            3600.5,
+		"orgoperator_organization_memory_byte_seconds_total namespace=acme organization=acme":         1 << 30,
+		"orgoperator_organization_credits_total organization=acme":                                    12.5,
+		"orgoperator_organization_credit_allowance organization=acme":                                 100,
+		"orgoperator_organization_cpu_limit_core_seconds_total namespace=acme organization=acme":      7190,
+		"orgoperator_organization_cpu_limit_core_seconds_total namespace=(deleted) organization=acme": 10,
+		"orgoperator_organization_memory_limit_byte_seconds_total namespace=acme organization=acme":   2 << 30,
 	}
 	for k, v := range want {
 		if got[k] != v {
