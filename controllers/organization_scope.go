@@ -48,7 +48,7 @@ type organizationScope struct {
 	namespaceUsage  map[string]tenancyv1alpha1.WorkloadUsage
 	projectOutcomes map[string]projectOutcome
 	// announcements are the events of the status's condition changes, emitted once it is written.
-	announcements conditions.Announcements
+	announcements   conditions.Announcements
 	quotas          *quotaOutcome
 	metering        *meteringOutcome
 	deletionBlocked []string
