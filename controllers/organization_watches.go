@@ -11,6 +11,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,7 +44,10 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 	})
 	// A large organization's member events wait longer: each reconcile then rewrites bindings that
 	// list every member, and a stream of new members folds into fewer rewrites.
-	toOrganizationBySize := enqueueAfterFunc(r.memberBurstDelay, func(ctx context.Context, o client.Object) []reconcile.Request {
+	// One debouncer for members, projects and bindings: their events fold into one reconcile
+	// once the burst is over.
+	bursts := newDebouncer(clock.RealClock{})
+	toOrganizationBySize := enqueueDebounced(bursts, r.memberBurstDelay, func(ctx context.Context, o client.Object) []reconcile.Request {
 		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
@@ -55,16 +59,16 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		// organization's own status writes on them do not change their generation.
 		Watches(&tenancyv1alpha1.OrganizationProject{}, toOrganizationBySize, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&rbacv1.ClusterRole{}).
-		// The organization's own binding writes come back as events: delayed like member events,
-		// a burst of members arriving makes one rewrite of each shared binding per delay, not one
-		// per member. An edit by someone else is repaired as late.
-		Watches(&rbacv1.RoleBinding{}, enqueueAfterFunc(r.memberBurstDelay, controllingOrganization)).
+		// The organization's own binding writes come back as events: folded like member events,
+		// so that a burst of members arriving makes one rewrite of each shared binding after it,
+		// not one per member. An edit by someone else is repaired as late.
+		Watches(&rbacv1.RoleBinding{}, enqueueDebounced(bursts, r.memberBurstDelay, controllingOrganization)).
 		Owns(&corev1.ResourceQuota{}).
 		Owns(&corev1.LimitRange{}).
 		// The organization's own status writes on its reports do not change their generation.
 		Owns(&tenancyv1alpha1.OrganizationUsageReport{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
-		Watches(&rbacv1.ClusterRoleBinding{}, enqueueAfterFunc(r.memberBurstDelay, controllingOrganization)).
+		Watches(&rbacv1.ClusterRoleBinding{}, enqueueDebounced(bursts, r.memberBurstDelay, controllingOrganization)).
 		WatchesRawSource(&source.Informer{Informer: r.Pods.Informer(), Handler: toOrganizationSoon,
 			Predicates: []predicate.Predicate{podUsageChanged()}}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
@@ -95,8 +99,9 @@ const (
 	maxMemberBurstDelay  = 5 * time.Second
 )
 
-// memberBurstDelay is how long a member event waits before it reconciles its organization: the
-// burst delay, longer for organizations with many members (as their status last counted them).
+// memberBurstDelay is how quiet an organization's member events must be before it reconciles:
+// the burst delay, longer for organizations with many members (as their status last counted
+// them). A stream of events waits at most maxBurstWait, or this delay when longer.
 func (r *OrganizationReconciler) memberBurstDelay(ctx context.Context, req reconcile.Request) time.Duration {
 	org := &tenancyv1alpha1.Organization{}
 	if err := r.Get(ctx, req.NamespacedName, org); err != nil {

@@ -2,11 +2,13 @@ package controllers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -25,14 +27,9 @@ const burstDelay = time.Second
 // them after delay. A request already waiting keeps its earlier time, so events within the delay
 // fold into one reconcile.
 func enqueueAfter(delay time.Duration, fn handler.MapFunc) handler.EventHandler {
-	return enqueueAfterFunc(func(context.Context, reconcile.Request) time.Duration { return delay }, fn)
-}
-
-// enqueueAfterFunc is enqueueAfter with a delay chosen per request.
-func enqueueAfterFunc(delay func(context.Context, reconcile.Request) time.Duration, fn handler.MapFunc) handler.EventHandler {
 	add := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		for _, req := range fn(ctx, o) {
-			q.AddAfter(req, delay(ctx, req))
+			q.AddAfter(req, delay)
 		}
 	}
 	return handler.Funcs{
@@ -50,6 +47,76 @@ func enqueueAfterFunc(delay func(context.Context, reconcile.Request) time.Durati
 		},
 	}
 }
+
+// debouncer adds a request once its events have paused for a quiet period, or at the latest a
+// maximum after the first of them: a burst (members created one after another) makes one
+// reconcile after it, where a fixed delay from the first event would reconcile in its middle and
+// again at its end.
+type debouncer struct {
+	clock   clock.WithDelayedExecution
+	mu      sync.Mutex
+	pending map[reconcile.Request]*pendingRequest
+}
+
+type pendingRequest struct {
+	first time.Time
+	timer clock.Timer
+}
+
+func newDebouncer(c clock.WithDelayedExecution) *debouncer {
+	return &debouncer{clock: c, pending: map[reconcile.Request]*pendingRequest{}}
+}
+
+// add (re)starts req's quiet period.
+func (d *debouncer) add(req reconcile.Request, quiet, most time.Duration, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.clock.Now()
+	if p := d.pending[req]; p != nil && p.timer.Stop() {
+		p.timer.Reset(max(min(quiet, p.first.Add(most).Sub(now)), 0))
+		return
+	}
+	// None waiting, or its timer has fired: the request it adds may be read before this event.
+	p := &pendingRequest{first: now}
+	p.timer = d.clock.AfterFunc(quiet, func() {
+		d.mu.Lock()
+		if d.pending[req] == p {
+			delete(d.pending, req)
+		}
+		d.mu.Unlock()
+		q.Add(req)
+	})
+	d.pending[req] = p
+}
+
+// enqueueDebounced maps an object to requests, as handler.EnqueueRequestsFromMapFunc does, and
+// adds each once its events have been quiet for quiet(request), at most maxBurstWait after the
+// first; see debouncer.
+func enqueueDebounced(d *debouncer, quiet func(context.Context, reconcile.Request) time.Duration, fn handler.MapFunc) handler.EventHandler {
+	add := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for _, req := range fn(ctx, o) {
+			wait := quiet(ctx, req)
+			d.add(req, wait, max(wait, maxBurstWait), q)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+	}
+}
+
+// maxBurstWait is how long a stream of events can hold its reconcile back at most.
+const maxBurstWait = 5 * time.Second
 
 // namespaceChanged passes namespace events that change membership: creation, deletion, the
 // organization label, the owner, and the start of termination.
