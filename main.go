@@ -50,6 +50,7 @@ type config struct {
 	concurrency                         int
 	checkpointInterval, reportRetention time.Duration
 	settleDelay                         time.Duration
+	metering                            bool
 	qps                                 float64
 	burst                               int
 	webhooks                            bool
@@ -130,6 +131,8 @@ func bindFlags(fs *flag.FlagSet) *config {
 		"Least time between two writes of an organization's usage report (docs/metering.md).")
 	fs.DurationVar(&c.settleDelay, "usage-settle-delay", controllers.DefaultSettleDelay,
 		"How far usage checkpoints trail the clock, so that pod starts and ends the kubelet reports late still fall after them (docs/metering.md).")
+	fs.BoolVar(&c.metering, "usage-metering", true,
+		"Meter pod usage into usage reports; false leaves metering out entirely, to measure what it costs (docs/metering.md).")
 	fs.DurationVar(&c.reportRetention, "usage-report-retention", controllers.DefaultReportRetention,
 		"How long usage reports are kept after their billing period ends (default 13 months of 30 days).")
 	c.zap.BindFlags(fs)
@@ -166,8 +169,9 @@ func setup(c *config, cfg *rest.Config, draining *atomic.Bool) (ctrl.Manager, er
 	op, err := controllers.SetupOperator(mgr, controllers.OperatorOptions{
 		Controllers: controllers.Options{MaxConcurrentReconciles: c.concurrency,
 			CheckpointInterval: c.checkpointInterval, ReportRetention: c.reportRetention, SettleDelay: c.settleDelay},
-		Webhooks: c.webhooks,
-		Metrics:  ctrlmetrics.Registry,
+		Webhooks:        c.webhooks,
+		Metrics:         ctrlmetrics.Registry,
+		DisableMetering: !c.metering,
 	})
 	if err != nil {
 		return nil, err
