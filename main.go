@@ -49,6 +49,8 @@ type config struct {
 	leaderElect                         bool
 	concurrency                         int
 	checkpointInterval, reportRetention time.Duration
+	settleDelay                         time.Duration
+	metering                            bool
 	qps                                 float64
 	burst                               int
 	webhooks                            bool
@@ -127,6 +129,10 @@ func bindFlags(fs *flag.FlagSet) *config {
 		"On SIGTERM, how long to keep serving webhooks while reporting not ready, before stopping; keep it under the pod's terminationGracePeriodSeconds.")
 	fs.DurationVar(&c.checkpointInterval, "usage-checkpoint-interval", controllers.DefaultCheckpointInterval,
 		"Least time between two writes of an organization's usage report (docs/metering.md).")
+	fs.DurationVar(&c.settleDelay, "usage-settle-delay", controllers.DefaultSettleDelay,
+		"How far usage checkpoints trail the clock, so that pod starts and ends the kubelet reports late still fall after them (docs/metering.md).")
+	fs.BoolVar(&c.metering, "usage-metering", true,
+		"Meter pod usage into usage reports; false leaves metering out entirely, to measure what it costs (docs/metering.md).")
 	fs.DurationVar(&c.reportRetention, "usage-report-retention", controllers.DefaultReportRetention,
 		"How long usage reports are kept after their billing period ends (default 13 months of 30 days).")
 	c.zap.BindFlags(fs)
@@ -134,6 +140,9 @@ func bindFlags(fs *flag.FlagSet) *config {
 }
 
 func (c *config) validate() error {
+	if c.settleDelay <= 0 || c.checkpointInterval <= 0 {
+		return errors.New("--usage-settle-delay and --usage-checkpoint-interval must be positive")
+	}
 	if c.webhooks && c.webhookCerts != "self-managed" && c.webhookCerts != "external" {
 		return fmt.Errorf("unknown --webhook-certs %q: want self-managed or external", c.webhookCerts)
 	}
@@ -159,9 +168,10 @@ func setup(c *config, cfg *rest.Config, draining *atomic.Bool) (ctrl.Manager, er
 	}
 	op, err := controllers.SetupOperator(mgr, controllers.OperatorOptions{
 		Controllers: controllers.Options{MaxConcurrentReconciles: c.concurrency,
-			CheckpointInterval: c.checkpointInterval, ReportRetention: c.reportRetention},
-		Webhooks: c.webhooks,
-		Metrics:  ctrlmetrics.Registry,
+			CheckpointInterval: c.checkpointInterval, ReportRetention: c.reportRetention, SettleDelay: c.settleDelay},
+		Webhooks:        c.webhooks,
+		Metrics:         ctrlmetrics.Registry,
+		DisableMetering: !c.metering,
 	})
 	if err != nil {
 		return nil, err

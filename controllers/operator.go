@@ -36,13 +36,16 @@ type OperatorOptions struct {
 	Webhooks bool
 	// Metrics is where the per-organization gauges are registered; none if nil.
 	Metrics prometheus.Registerer
+	// DisableMetering leaves usage metering out: no tracker follows the pods and no usage
+	// report is written or advanced (a run to compare metering's cost against).
+	DisableMetering bool
 }
 
 // Operator is the operator wired into a manager.
 type Operator struct {
 	// Pods is the compact pod cache that the controllers and the webhooks read.
 	Pods *podcache.Cache
-	// Meter follows the pods of the cache for the usage reports.
+	// Meter follows the pods of the cache for the usage reports; nil with DisableMetering.
 	Meter *metering.Tracker
 
 	mgr  ctrl.Manager
@@ -71,19 +74,11 @@ func SetupOperator(mgr ctrl.Manager, opts OperatorOptions) (*Operator, error) {
 		}
 	}
 	opts.Controllers.Pods = pods
-	meterClock := opts.Controllers.Clock
-	if meterClock == nil {
-		meterClock = clock.RealClock{}
-	}
-	// A deleted pod waits for a checkpoint for a few intervals, at least an hour, then is dropped
-	// (its namespace may be in no organization).
-	interval := opts.Controllers.CheckpointInterval
-	if interval <= 0 {
-		interval = DefaultCheckpointInterval
-	}
-	meter := metering.NewTracker(meterClock, max(3*interval, time.Hour))
-	if err := meter.Register(pods.Informer()); err != nil {
-		return nil, fmt.Errorf("registering the metering tracker: %w", err)
+	var meter *metering.Tracker
+	if !opts.DisableMetering {
+		if meter, err = newMeter(pods, opts.Controllers); err != nil {
+			return nil, err
+		}
 	}
 	opts.Controllers.Meter = meter
 	opts.Controllers.QuotaLedger = opts.Webhooks
@@ -91,6 +86,25 @@ func SetupOperator(mgr ctrl.Manager, opts OperatorOptions) (*Operator, error) {
 		return nil, err
 	}
 	return &Operator{Pods: pods, Meter: meter, mgr: mgr, opts: opts}, nil
+}
+
+// newMeter makes the tracker that follows the cache's pods for the usage reports.
+func newMeter(pods *podcache.Cache, opts Options) (*metering.Tracker, error) {
+	meterClock := opts.Clock
+	if meterClock == nil {
+		meterClock = clock.RealClock{}
+	}
+	// A deleted pod waits for a checkpoint for a few intervals, at least an hour, then is dropped
+	// (its namespace may be in no organization).
+	interval := opts.CheckpointInterval
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
+	}
+	meter := metering.NewTracker(meterClock, max(3*interval, time.Hour))
+	if err := meter.Register(pods.Informer()); err != nil {
+		return nil, fmt.Errorf("registering the metering tracker: %w", err)
+	}
+	return meter, nil
 }
 
 // SetupWebhooks registers the admission webhooks on the manager's webhook server, which starts

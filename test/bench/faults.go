@@ -25,7 +25,7 @@ import (
 )
 
 // faultCases are the cases of the faults scenario, in the order they run.
-var faultCases = []string{"kill", "delete", "control-plane", "webhook-down", "failover", "partition"}
+var faultCases = []string{"kill", "delete", "control-plane", "webhook-down", "failover", "partition", "metering"}
 
 // FaultCase is what one case of the faults scenario checked and measured.
 type FaultCase struct {
@@ -63,7 +63,7 @@ func runFaults(ctx context.Context, cfg *config, c *cluster, workDir string, res
 	f := &faults{bench: b, rs: rs, workDir: workDir}
 	cases := map[string]func(context.Context, *FaultCase) error{
 		"kill": f.kill, "delete": f.deletion, "control-plane": f.controlPlane,
-		"webhook-down": f.webhookDown, "failover": f.failover, "partition": f.partition,
+		"webhook-down": f.webhookDown, "failover": f.failover, "partition": f.partition, "metering": f.metering,
 	}
 	var failed []string
 	for _, name := range faultCases {
@@ -116,6 +116,11 @@ func (f *faults) only(ctx context.Context, running ...int) error {
 // batch adds n organizations named prefix-NNN to the world and creates them, their labelled
 // namespaces and their members as the converge scenario does; created is closed when all exist.
 func (f *faults) batch(ctx context.Context, prefix string, n int) ([]*orgModel, <-chan struct{}, *error) {
+	return f.batchOf(ctx, prefix, n, nil)
+}
+
+// batchOf is batch with each Organization changed by mutate before it is created, if not nil.
+func (f *faults) batchOf(ctx context.Context, prefix string, n int, mutate func(*tenancyv1alpha1.Organization)) ([]*orgModel, <-chan struct{}, *error) {
 	cfg := f.cfg
 	orgs := make([]*orgModel, n)
 	f.world.mu.Lock()
@@ -140,7 +145,11 @@ func (f *faults) batch(ctx context.Context, prefix string, n int) ([]*orgModel, 
 		var retries atomic.Int64
 		createErr = parallel(ctx, cfg.creators, n, func(ctx context.Context, i int) error {
 			o := orgs[i]
-			if err := retry(ctx, deadline, &retries, func() error { return cl.Create(ctx, newOrganization(o.name)) }); err != nil {
+			org := newOrganization(o.name)
+			if mutate != nil {
+				mutate(org)
+			}
+			if err := retry(ctx, deadline, &retries, func() error { return cl.Create(ctx, org.DeepCopy()) }); err != nil {
 				return fmt.Errorf("creating organization %s: %w", o.name, err)
 			}
 			for _, ns := range o.namespaces {

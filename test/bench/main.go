@@ -48,6 +48,8 @@ type config struct {
 	pods     int
 	podDelta int
 
+	meteringDuration, meteringInterval time.Duration
+
 	quotaLimit, quotaBurst, quotaNamespaces int
 	quotaKinds                              map[string]bool
 	quotaSequential, quotaProbe             int
@@ -134,6 +136,8 @@ func parseFlags() (*config, error) {
 	fs.IntVar(&cfg.projects, "projects", 3, "Projects scenario: projects each organization creates at once.")
 	fs.IntVar(&cfg.pods, "pods", 3000, "Pods to spread over the organizations' namespaces in the usage scenario.")
 	fs.IntVar(&cfg.podDelta, "pod-changes", 100, "Pods deleted and created (half each) after the usage has converged.")
+	fs.DurationVar(&cfg.meteringDuration, "metering-duration", 3*time.Minute, "Metering scenario: how long the -pods pods churn (10 % replaced per minute), once without metering and once with it.")
+	fs.DurationVar(&cfg.meteringInterval, "metering-interval", time.Minute, "Metering scenario: the metered manager's --usage-checkpoint-interval (the manager's default is 5m).")
 	fs.IntVar(&cfg.quotaLimit, "quota-limit", 50, "Quota burst: the organization-wide quota, in pods.")
 	fs.IntVar(&cfg.quotaBurst, "quota-burst", 200, "Quota burst: pods created at once.")
 	fs.IntVar(&cfg.quotaNamespaces, "quota-namespaces", 5, "Quota burst: namespaces of the organization, its home namespace included.")
@@ -141,8 +145,8 @@ func parseFlags() (*config, error) {
 	fs.IntVar(&cfg.quotaSequential, "quota-sequential", 100, "Quota scenario: pods created one at a time to measure the charging webhook's latency at concurrency 1.")
 	fs.IntVar(&cfg.quotaProbe, "quota-probe", 30, "Quota scenario: delete-then-create rounds of the refused-while-room-existed probe in a full organization.")
 	fs.BoolVar(&cfg.floor, "floor", true, "Before the manager starts, measure the floor on a control plane of its own: the converge scenario's creates and the operator's fewest writes, by 24 writers with no operator; converge is reported as a ratio to it.")
-	scenarios := fs.String("scenarios", "converge,projects,idle,join,churn,usage,quota", "Scenarios to run, in this order; projects, idle, join, churn and usage need converge. faults (the fault suite, make test-faults) runs alone.")
-	faults := fs.String("faults", strings.Join(faultCases, ","), "Faults scenario: which cases to run (kill: SIGKILL at three moments of a -orgs converge; delete: SIGKILL during Cascade deletions and member removals; control-plane: kube-apiserver and etcd restarted mid-converge; webhook-down: every replica stopped for -webhook-down; failover: two replicas, the leader killed during a -quota-burst pod burst; partition: two replicas, the leader paused for -partition).")
+	scenarios := fs.String("scenarios", "converge,projects,idle,join,churn,usage,quota", "Scenarios to run, in this order (metering last); projects, idle, join, churn, usage and metering need converge. faults (the fault suite, make test-faults) runs alone.")
+	faults := fs.String("faults", strings.Join(faultCases, ","), "Faults scenario: which cases to run (kill: SIGKILL at three moments of a -orgs converge; delete: SIGKILL during Cascade deletions and member removals; control-plane: kube-apiserver and etcd restarted mid-converge; webhook-down: every replica stopped for -webhook-down; failover: two replicas, the leader killed during a -quota-burst pod burst; partition: two replicas, the leader paused for -partition; metering: SIGKILL while metered pods run, then every usage report against the pods' exact integral).")
 	fs.DurationVar(&cfg.webhookDown, "webhook-down", 30*time.Second, "Faults scenario: how long every replica stays stopped in the webhook-down case.")
 	fs.DurationVar(&cfg.partition, "partition", 60*time.Second, "Faults scenario: how long the leader stays cut off in the partition case.")
 	fs.DurationVar(&cfg.poll, "poll", 0, "Interval of the convergence poll (a List of organizations and of members); default 250ms, plus 1ms per organization.")
@@ -196,15 +200,18 @@ func parseFlags() (*config, error) {
 	cfg.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scenarios, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "converge", "projects", "idle", "join", "churn", "usage", "quota", "faults":
+		case "converge", "projects", "idle", "join", "churn", "usage", "quota", "metering", "faults":
 			cfg.scenarios[s] = true
 		case "":
 		default:
 			return nil, fmt.Errorf("unknown scenario %q", s)
 		}
 	}
-	if !cfg.scenarios["converge"] && (cfg.scenarios["projects"] || cfg.scenarios["idle"] || cfg.scenarios["join"] || cfg.scenarios["churn"] || cfg.scenarios["usage"]) {
-		return nil, errors.New("projects, idle, join, churn and usage need the converge scenario")
+	if !cfg.scenarios["converge"] && (cfg.scenarios["projects"] || cfg.scenarios["idle"] || cfg.scenarios["join"] || cfg.scenarios["churn"] || cfg.scenarios["usage"] || cfg.scenarios["metering"]) {
+		return nil, errors.New("projects, idle, join, churn, usage and metering need the converge scenario")
+	}
+	if cfg.meteringDuration <= 0 || cfg.meteringInterval <= 0 {
+		return nil, errors.New("need -metering-duration and -metering-interval > 0")
 	}
 	if cfg.scenarios["faults"] && len(cfg.scenarios) > 1 {
 		return nil, errors.New("the faults scenario runs alone")
@@ -349,6 +356,7 @@ func (b *bench) runScenarios(ctx context.Context) error {
 		{"churn", b.churn},
 		{"usage", b.usage},
 		{"quota", b.quotaBurst},
+		{"metering", b.metering},
 	}
 	// A scenario that fails is reported and the next one runs, except after converge: the
 	// others start from its world.

@@ -140,6 +140,8 @@ func (r *replicas) args(metricsPort, probePort, hookPort int) []string {
 		"--webhook-host=127.0.0.1",
 		fmt.Sprintf("--webhook-port=%d", hookPort),
 		"--webhook-cert-dir=" + hooks.LocalServingCertDir,
+		fmt.Sprintf("--usage-checkpoint-interval=%v", faultsCheckpointInterval),
+		fmt.Sprintf("--usage-settle-delay=%v", faultsSettleDelay),
 	}, strings.Fields(cfg.managerArgs)...)
 }
 

@@ -69,6 +69,7 @@ func markdown(r *Result) string {
 	}
 
 	w("%s", quotaMarkdown(r))
+	w("%s", meteringMarkdown(r))
 	w("%s", changesMarkdown(r))
 
 	for _, p := range r.Phases {

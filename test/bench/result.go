@@ -40,6 +40,8 @@ type Result struct {
 	// CrossCheck compares the harness's own request counts with the audit log's.
 	CrossCheck []string `json:"crossCheck"`
 	Bars       []Bar    `json:"bars"`
+	// Metering is the metering scenario's churn with and without metering, and its check.
+	Metering *MeteringResult `json:"metering,omitempty"`
 	// Faults are the cases of the faults scenario.
 	Faults []*FaultCase `json:"faults,omitempty"`
 	// Errors are the scenarios that failed (did not converge in time, or could not be set up).
