@@ -32,20 +32,7 @@ func enqueueAfter(delay time.Duration, fn handler.MapFunc) handler.EventHandler 
 			q.AddAfter(req, delay)
 		}
 	}
-	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, e.Object, q)
-		},
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, e.ObjectNew, q)
-		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, e.Object, q)
-		},
-		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, e.Object, q)
-		},
-	}
+	return onEveryEvent(add)
 }
 
 // debouncer adds a request once its events have paused for a quiet period, or at the latest a
@@ -99,6 +86,11 @@ func enqueueDebounced(d *debouncer, quiet func(context.Context, reconcile.Reques
 			d.add(req, wait, max(wait, maxBurstWait), q)
 		}
 	}
+	return onEveryEvent(add)
+}
+
+// onEveryEvent calls add with the object of every event.
+func onEveryEvent(add func(context.Context, client.Object, workqueue.TypedRateLimitingInterface[reconcile.Request])) handler.EventHandler {
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			add(ctx, e.Object, q)
