@@ -131,6 +131,28 @@ func countEvents(ctx context.Context, g Gomega, org, reason string) int {
 	return n
 }
 
+// allowanceOrganization creates a Ready organization, subscribed since an hour ago to a plan of
+// its own that charges a credit per pod-second, allows 100 credits and then blocks new pods.
+func allowanceOrganization(ctx context.Context, prefix string) string {
+	GinkgoHelper()
+	planName := uniqueName(prefix + "-plan")
+	one := resource.MustParse("3600") // credits per pod-hour: one per pod-second
+	allowance := resource.MustParse("100")
+	Expect(k8s.Create(ctx, &tenancyv1alpha1.OrganizationPlan{
+		ObjectMeta: metav1.ObjectMeta{Name: planName},
+		Spec: tenancyv1alpha1.OrganizationPlanSpec{DisplayName: "Metered", Free: true,
+			Metering: &tenancyv1alpha1.PlanMetering{Prices: tenancyv1alpha1.MeteringPrices{PodHour: &one},
+				MonthlyAllowance: &allowance, BlockWhenExhausted: true}},
+	})).To(Succeed())
+	name := uniqueName(prefix)
+	startDate := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
+	o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: planName, StartDate: &startDate}
+	Expect(k8s.Create(ctx, o)).To(Succeed())
+	expectOrgReady(ctx, name)
+	return name
+}
+
 var _ = Describe("Metering", func() {
 	It("integrates the pods' lifetimes exactly, and a restarted operator continues to the same integral", func(ctx SpecContext) {
 		name := uniqueName("meter")
@@ -400,22 +422,8 @@ var _ = Describe("Metering", func() {
 		AfterEach(func() { clock.Reset() })
 
 		It("changes the allowance level at the exact second the credits reach 80 % and 100 %", func(ctx SpecContext) {
-			planName := uniqueName("exact")
-			one := resource.MustParse("3600") // credits per pod-hour: one per pod-second
-			allowance := resource.MustParse("100")
-			Expect(k8s.Create(ctx, &tenancyv1alpha1.OrganizationPlan{
-				ObjectMeta: metav1.ObjectMeta{Name: planName},
-				Spec: tenancyv1alpha1.OrganizationPlanSpec{DisplayName: "Exact", Free: true,
-					Metering: &tenancyv1alpha1.PlanMetering{Prices: tenancyv1alpha1.MeteringPrices{PodHour: &one},
-						MonthlyAllowance: &allowance, BlockWhenExhausted: true}},
-			})).To(Succeed())
-			name := uniqueName("frozen")
+			name := allowanceOrganization(ctx, "frozen")
 			start := time.Now().Truncate(time.Second)
-			startDate := metav1.NewTime(start.Add(-time.Hour))
-			o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
-			o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: planName, StartDate: &startDate}
-			Expect(k8s.Create(ctx, o)).To(Succeed())
-			expectOrgReady(ctx, name)
 			// Two pods from start: 2 credits per second, 80 credits at +40 s, 100 at +50 s.
 			for _, n := range []string{"a", "b"} {
 				(&meteredPod{ns: name, name: n, cpu: "10m", mem: "1Mi", start: start}).create(ctx)
@@ -446,22 +454,8 @@ var _ = Describe("Metering", func() {
 	})
 
 	It("says when the allowance passes 80 % and 100 %, once each, and then blocks new pods without deleting any", func(ctx SpecContext) {
-		planName := uniqueName("metered")
-		one := resource.MustParse("3600") // credits per pod-hour: one per second
-		allowance := resource.MustParse("100")
-		Expect(k8s.Create(ctx, &tenancyv1alpha1.OrganizationPlan{
-			ObjectMeta: metav1.ObjectMeta{Name: planName},
-			Spec: tenancyv1alpha1.OrganizationPlanSpec{DisplayName: "Metered", Free: true,
-				Metering: &tenancyv1alpha1.PlanMetering{Prices: tenancyv1alpha1.MeteringPrices{PodHour: &one},
-					MonthlyAllowance: &allowance, BlockWhenExhausted: true}},
-		})).To(Succeed())
-		name := uniqueName("allow")
+		name := allowanceOrganization(ctx, "allow")
 		now := time.Now().Truncate(time.Second)
-		startDate := metav1.NewTime(now.Add(-time.Hour))
-		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
-		o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: planName, StartDate: &startDate}
-		Expect(k8s.Create(ctx, o)).To(Succeed())
-		expectOrgReady(ctx, name)
 		Eventually(func(g Gomega) {
 			c := condition(getOrg(g, name).Status.Conditions, tenancyv1alpha1.CreditsExhaustedCondition)
 			g.Expect(c.Reason).To(Equal(tenancyv1alpha1.WithinAllowanceReason))
