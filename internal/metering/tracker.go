@@ -80,10 +80,8 @@ func (t *Tracker) delete(o any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ns := t.live[p.Namespace]; ns != nil {
-		if prev := ns[p.UID]; prev != nil && prev.Start > p.Start && p.Start != 0 {
-			c := *p
-			c.Start = prev.Start // resized: the part before is kept already
-			p = &c
+		if prev := ns[p.UID]; prev != nil && p.Start != 0 {
+			p = sinceSplit(prev, p)
 		}
 		delete(ns, p.UID)
 		if len(ns) == 0 {
@@ -117,11 +115,7 @@ func (t *Tracker) delete(o any) {
 // kept as a deleted pod's would be, with the old amounts, and the pod counts from then on with the
 // new ones. The split is at the write that changed them, as the API server timed it.
 func (t *Tracker) resizedLocked(prev, p *podcache.Pod) *podcache.Pod {
-	if prev.Start > p.Start {
-		c := *p
-		c.Start = prev.Start
-		p = &c
-	}
+	p = sinceSplit(prev, p)
 	if prev.Requests == p.Requests && prev.Limits == p.Limits {
 		return p
 	}
@@ -140,6 +134,17 @@ func (t *Tracker) resizedLocked(prev, p *podcache.Pod) *podcache.Pod {
 	}
 	c := *p
 	c.Start = at
+	return &c
+}
+
+// sinceSplit is p counted from where the tracker last split the pod (prev, the tracker's view of
+// it): the part before is kept already.
+func sinceSplit(prev, p *podcache.Pod) *podcache.Pod {
+	if prev.Start <= p.Start {
+		return p
+	}
+	c := *p
+	c.Start = prev.Start
 	return &c
 }
 
