@@ -260,6 +260,11 @@ func perObject(records []auditRecord, all []string) Distribution {
 		}
 		counts[key]++
 	}
+	return countsDistribution(counts)
+}
+
+// countsDistribution describes counts of requests per object.
+func countsDistribution(counts map[string]int) Distribution {
 	if len(counts) == 0 {
 		return Distribution{}
 	}

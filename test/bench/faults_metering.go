@@ -200,14 +200,15 @@ func (f *faults) metering(ctx context.Context, fc *FaultCase) error {
 	stored, creates, refused := reportWrites(f.audit.between(restartedAt, checkedAt, isOperator), names)
 	elapsed := checkedAt.Sub(restartedAt)
 	bound := int(elapsed/interval) + 1
-	lo, median, hi := spread(stored)
+	writes := countsDistribution(stored)
+	lo, hi := writes.Min, writes.Max
 	fc.Rounds = append(fc.Rounds, map[string]any{
 		"organizations": check.Organizations, "podsChecked": check.Pods, "podsDeleted": check.PodsDeleted,
 		"podsRunningAtCheck": check.PodsRunning, "amountsCompared": check.Amounts, "checks": 2, "maxError": check.MaxError,
 		"secondsDown":                          round2(restartedAt.Sub(killedAt).Seconds()),
 		"secondsToLeader":                      round2(leaderAfter.Seconds()),
 		"secondsFromRestartToCheckpoint":       round2(caughtUp.Seconds()),
-		"reportStatusWritesAfterRestartPerOrg": map[string]int{"min": lo, "median": median, "max": hi},
+		"reportStatusWritesAfterRestartPerOrg": map[string]int{"min": lo, "median": writes.P50, "max": hi},
 		"refusedReportWritesAfterRestart":      sumCounts(refused),
 		"reportCreatesAfterRestart":            sumCounts(creates),
 		"secondsFromRestartToCheck":            round2(elapsed.Seconds()),

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
-	"sort"
 	"time"
 
 	"gopkg.in/inf.v0"
@@ -262,19 +261,6 @@ func reportWrites(records []auditRecord, orgs []string) (statusPatches, creates,
 		}
 	}
 	return statusPatches, creates, refused
-}
-
-// spread is the least, the median and the most of a count over organizations.
-func spread(counts map[string]int) (lo, median, hi int) {
-	values := make([]int, 0, len(counts))
-	for _, v := range counts {
-		values = append(values, v)
-	}
-	if len(values) == 0 {
-		return 0, 0, 0
-	}
-	sort.Ints(values)
-	return values[0], values[len(values)/2], values[len(values)-1]
 }
 
 // waitCheckpoints polls every organization's usage reports until each has a checkpointTime

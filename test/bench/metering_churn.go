@@ -305,7 +305,7 @@ func (mc *meteringChurn) window(ctx context.Context, name, description string, o
 	p := b.finish(pr, windowEnd, true)
 	hours := windowEnd.Sub(pr.start).Hours()
 	statusPatches, creates, refused := reportWrites(p.records, orgs)
-	_, _, most := spread(statusPatches)
+	most := countsDistribution(statusPatches).Max
 	d := scaledDistribution(statusPatches, 1/hours)
 	run := &MeteringRun{Phase: name, Seconds: p.Seconds, Replaced: int(done.Load()), Behind: behind,
 		CPUSeconds: p.OperatorCPUSeconds, PeakRSSMiB: p.PeakRSSMiB, PeakHeap: p.PeakHeapInuseMiB, Writes: p.Operator.Writes,
@@ -323,16 +323,9 @@ func (mc *meteringChurn) window(ctx context.Context, name, description string, o
 
 // scaledDistribution describes counts multiplied by f (writes per hour from writes in a window).
 func scaledDistribution(counts map[string]int, f float64) Distribution {
-	if len(counts) == 0 {
-		return Distribution{}
-	}
-	lo, median, hi := spread(counts)
-	total := 0
-	for _, n := range counts {
-		total += n
-	}
-	return Distribution{Objects: len(counts), Min: int(float64(lo)*f + 0.5), P50: int(float64(median)*f + 0.5), Max: int(float64(hi)*f + 0.5),
-		Mean: round1(float64(total) / float64(len(counts)) * f)}
+	d := countsDistribution(counts)
+	return Distribution{Objects: d.Objects, Min: int(float64(d.Min)*f + 0.5), P50: int(float64(d.P50)*f + 0.5), Max: int(float64(d.Max)*f + 0.5),
+		Mean: round1(d.Mean * f)}
 }
 
 // meteringMarkdown is the metering scenario's section of the summary.
