@@ -6,8 +6,10 @@
 // tell a second request what the first one did. Each decision therefore reads the organization and
 // the stored objects from the API server (never a cache), judges the change against them and
 // against the changes admitted in the last minute (status.admitted), records its own change there
-// and writes the organization with its resourceVersion as a precondition. Two decisions that read
-// the same organization cannot both be written: the loser reads again and decides again.
+// and writes the organization with its resourceVersion as a precondition. Two rounds of decisions
+// that read the same organization cannot both be written: the loser reads again and decides again.
+// Within a round, requests that arrived together are decided one after another on the same reads,
+// each seeing what those before it recorded, as if all were made at the moment of the read.
 //
 // Every bound is taken on the safe side: a recorded change that the API server then refused can
 // only make the rules stricter, for at most a minute.
@@ -35,85 +37,161 @@ import (
 // request within a minute. A record older than that belongs to a request the API server refused.
 const Window = time.Minute
 
-// maxAttempts bounds the compare-and-swap retries of one decision. Each lost race means another
-// decision was written, so this many requests would have to race a single one.
+// maxAttempts bounds the compare-and-swap retries of one round. Each lost race means another
+// replica's round was written, so this many would have to race a single one.
 const maxAttempts = 100
 
-// Arbiter decides one organization's changes one at a time within this process, so that
-// requests racing in one webhook replica queue instead of losing compare-and-swaps to each other;
-// the compare-and-swap still arbitrates between replicas. The zero value is ready to use.
+// roundTimeout bounds one round's reads and write; no request waits longer for its answer than
+// the API server waits for the webhook's.
+const roundTimeout = 10 * time.Second
+
+// Decision judges one request against the organization as the API server has it (nil when it
+// does not exist), reading stored objects through live only. It records what it admits on org
+// and reports whether it did; it returns the request's refusal, if any, and has no other side
+// effects. Changes it made to org are undone when it refuses or records nothing.
+type Decision func(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization) (changed bool, err error)
+
+// Arbiter decides the changes of one organization in rounds (group commit): the requests that
+// arrive while a round is being written wait, and the next round decides them all, one after
+// another, on one read of the organization and of the stored objects, and records them with one
+// write. Requests racing in one webhook replica thus cost one write per round instead of one
+// each; the compare-and-swap still arbitrates between replicas. The zero value is ready to use.
 type Arbiter struct {
-	mu    sync.Mutex
-	locks map[string]*orgLock
+	mu     sync.Mutex
+	queues map[string]*queue
 }
 
-type orgLock struct {
-	sync.Mutex
-	users int
+// queue holds the requests waiting for an organization's next round; running says whether a
+// request is leading rounds for it.
+type queue struct {
+	waiting []*request
+	running bool
 }
 
-// lock takes the organization's lock and returns its release.
-func (a *Arbiter) lock(org string) func() {
-	a.mu.Lock()
-	if a.locks == nil {
-		a.locks = map[string]*orgLock{}
-	}
-	l := a.locks[org]
-	if l == nil {
-		l = &orgLock{}
-		a.locks[org] = l
-	}
-	l.users++
-	a.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		a.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(a.locks, org)
-		}
-		a.mu.Unlock()
-	}
+type request struct {
+	ctx    context.Context
+	decide Decision
+	err    error
+	done   chan struct{}
 }
 
-// Decide runs decide on the organization as the API server has it, and writes the organization's
-// status when decide reports that it changed it (recording what it admitted), with the
-// organization's resourceVersion as a precondition; on conflict it starts again from a fresh
-// read. decide returns the request's refusal, if any, and must be free of other side effects. A
-// missing organization is passed as nil.
-func (a *Arbiter) Decide(ctx context.Context, live client.Reader, writer client.Client, org string,
-	decide func(org *tenancyv1alpha1.Organization) (changed bool, err error)) error {
+// Decide queues decide for the organization's next round and returns its answer. The first
+// request to find no round running starts a goroutine that leads rounds until the
+// organization's queue is empty. A request without an organization is decided alone.
+func (a *Arbiter) Decide(ctx context.Context, live client.Reader, writer client.Client, org string, decide Decision) error {
 	if org == "" {
-		_, err := decide(nil)
+		_, err := decide(ctx, live, nil)
 		return err
 	}
-	defer a.lock(org)()
+	r := &request{ctx: ctx, decide: decide, done: make(chan struct{})}
+	a.mu.Lock()
+	if a.queues == nil {
+		a.queues = map[string]*queue{}
+	}
+	q := a.queues[org]
+	if q == nil {
+		q = &queue{}
+		a.queues[org] = q
+	}
+	q.waiting = append(q.waiting, r)
+	lead := !q.running
+	q.running = true
+	a.mu.Unlock()
+	if lead {
+		go a.lead(ctx, live, writer, org, q)
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return apierrors.NewInternalError(fmt.Errorf("deciding a change of organization %s: %w", org, ctx.Err()))
+	}
+}
+
+// lead runs rounds of the organization's waiting requests until none is left. Its context is
+// the first request's without its cancellation: the other requests depend on it too.
+func (a *Arbiter) lead(ctx context.Context, live client.Reader, writer client.Client, org string, q *queue) {
+	for {
+		a.mu.Lock()
+		batch := slices.DeleteFunc(q.waiting, func(r *request) bool {
+			if r.ctx.Err() == nil {
+				return false
+			}
+			r.err = apierrors.NewInternalError(fmt.Errorf("deciding a change of organization %s: %w", org, r.ctx.Err()))
+			close(r.done) // its caller has returned already
+			return true
+		})
+		q.waiting = nil
+		if len(batch) == 0 {
+			q.running = false
+			delete(a.queues, org)
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		roundCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), roundTimeout)
+		errs := round(roundCtx, live, writer, org, batch)
+		cancel()
+		for i, r := range batch {
+			r.err = errs[i]
+			close(r.done)
+		}
+	}
+}
+
+// round decides batch, in order, on one read of the organization and of what the decisions read
+// (a snapshot), and writes the organization's status once if any decision recorded something,
+// with the organization's resourceVersion as a precondition; on conflict it decides them all
+// again from fresh reads. It returns each request's answer.
+func round(ctx context.Context, live client.Reader, writer client.Client, org string, batch []*request) []error {
+	errs := make([]error, len(batch))
 	for attempt := 1; ; attempt++ {
 		o := &tenancyv1alpha1.Organization{}
 		if err := live.Get(ctx, types.NamespacedName{Name: org}, o); err != nil {
 			if !apierrors.IsNotFound(err) {
-				return apierrors.NewInternalError(err)
+				return fill(errs, apierrors.NewInternalError(err))
 			}
 			o = nil
 		}
+		reads := newSnapshot(live)
 		var before *tenancyv1alpha1.Organization
 		if o != nil {
 			before = o.DeepCopy()
 		}
-		changed, err := decide(o)
-		if err != nil || !changed || o == nil {
-			return err
+		changed := false
+		for i, r := range batch {
+			if o == nil {
+				_, errs[i] = r.decide(ctx, reads, nil)
+				continue
+			}
+			undo := o.DeepCopy()
+			c, err := r.decide(ctx, reads, o)
+			if err != nil || !c {
+				*o = *undo
+			}
+			errs[i], changed = err, changed || (c && err == nil)
 		}
-		err = writer.Status().Patch(ctx, o, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if !changed {
+			return errs
+		}
+		err := writer.Status().Patch(ctx, o, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 		switch {
 		case err == nil:
-			return nil
+			return errs
 		case apierrors.IsConflict(err) && attempt < maxAttempts && ctx.Err() == nil:
 			continue
 		default:
-			return apierrors.NewInternalError(fmt.Errorf("recording the admitted change on organization %s: %w", org, err))
+			// Every answer of the round may rest on what it failed to record.
+			return fill(errs, apierrors.NewInternalError(fmt.Errorf("recording the admitted change on organization %s: %w", org, err)))
 		}
 	}
+}
+
+func fill(errs []error, err error) []error {
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // MemberState is a member as a request leaves it.

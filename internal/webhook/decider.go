@@ -91,16 +91,16 @@ type organizationNamespaces struct {
 	projectOf map[string]string
 }
 
-// namespacesOf reads, from the API server, the namespaces of an organization: those labelled
+// namespacesOf reads, from the API server (live), the namespaces of an organization: those labelled
 // into it and those its projects name. The namespace and project webhooks count the same ones,
 // so that neither a namespace joining by label nor a new project can take a place the other holds.
-func (d *Decider) namespacesOf(ctx context.Context, org string) (organizationNamespaces, error) {
+func namespacesOf(ctx context.Context, live client.Reader, org string) (organizationNamespaces, error) {
 	labelled := &corev1.NamespaceList{}
-	if err := d.Live.List(ctx, labelled, client.MatchingLabels{tenancyv1alpha1.OrganizationLabel: org}); err != nil {
+	if err := live.List(ctx, labelled, client.MatchingLabels{tenancyv1alpha1.OrganizationLabel: org}); err != nil {
 		return organizationNamespaces{}, apierrors.NewInternalError(err)
 	}
 	projects := &tenancyv1alpha1.OrganizationProjectList{}
-	if err := d.Live.List(ctx, projects, client.InNamespace(org)); err != nil {
+	if err := live.List(ctx, projects, client.InNamespace(org)); err != nil {
 		return organizationNamespaces{}, apierrors.NewInternalError(err)
 	}
 	n := organizationNamespaces{projectOf: map[string]string{}}

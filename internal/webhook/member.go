@@ -100,7 +100,7 @@ func (v *MemberValidator) decide(ctx context.Context, namespace, name string, ol
 	}
 	dryRun := req.DryRun != nil && *req.DryRun
 	now := v.Clock.Now()
-	return v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(org *tenancyv1alpha1.Organization) (bool, error) {
+	return v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization) (bool, error) {
 		if orgName == "" || org == nil || !org.DeletionTimestamp.IsZero() {
 			if old == nil {
 				return false, invalid(memberKind, name, field.ErrorList{field.Forbidden(field.NewPath("metadata", "namespace"),
@@ -109,7 +109,7 @@ func (v *MemberValidator) decide(ctx context.Context, namespace, name string, ol
 			return false, nil // the organization is going away, and its members with it
 		}
 		stored := &tenancyv1alpha1.OrganizationMemberList{}
-		if err := v.Live.List(ctx, stored, client.InNamespace(namespace)); err != nil {
+		if err := live.List(ctx, stored, client.InNamespace(namespace)); err != nil {
 			return false, apierrors.NewInternalError(err)
 		}
 		ms := arbiter.NewMembership(stored.Items, org.Status.Admitted, now)
@@ -121,7 +121,7 @@ func (v *MemberValidator) decide(ctx context.Context, namespace, name string, ol
 		if m != nil && old == nil && exists(stored.Items, name) {
 			return false, nil // the API server refuses it as AlreadyExists
 		}
-		if err := v.rules(ctx, org, ms, name, old, m); err != nil {
+		if err := v.rules(ctx, live, org, ms, name, old, m); err != nil {
 			return false, err
 		}
 		if dryRun {
@@ -138,7 +138,7 @@ func (v *MemberValidator) decide(ctx context.Context, namespace, name string, ol
 
 // rules checks the organization's limits, the last admin and the email's uniqueness against what
 // the other members are or may be.
-func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organization, ms arbiter.Membership, name string, old, m *tenancyv1alpha1.OrganizationMember) error {
+func (v *MemberValidator) rules(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization, ms arbiter.Membership, name string, old, m *tenancyv1alpha1.OrganizationMember) error {
 	others := ms.Others(name)
 	wasAdmin := old != nil && old.Spec.Admin
 	if wasAdmin && (m == nil || !m.Spec.Admin) && others.SureAdmins == 0 {
@@ -159,7 +159,7 @@ func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organi
 		}
 	}
 	if old == nil || membership.Subject(old) != membership.Subject(m) {
-		if err := v.admitSubject(ctx, org, ms, name, m); err != nil {
+		if err := v.admitSubject(ctx, live, org, ms, name, m); err != nil {
 			return err
 		}
 	}
@@ -185,7 +185,7 @@ func (v *MemberValidator) rules(ctx context.Context, org *tenancyv1alpha1.Organi
 // admitSubject checks the identity a member is bound as: no other member is bound as it, and a
 // service account lives in one of the organization's namespaces, so that no tenant hands its
 // organization's rights to a workload of another.
-func (v *MemberValidator) admitSubject(ctx context.Context, org *tenancyv1alpha1.Organization, ms arbiter.Membership, name string, m *tenancyv1alpha1.OrganizationMember) error {
+func (v *MemberValidator) admitSubject(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization, ms arbiter.Membership, name string, m *tenancyv1alpha1.OrganizationMember) error {
 	subject := membership.Subject(m)
 	path := subjectPath(m)
 	if owner := ms.SubjectOwner(name, membership.SubjectString(subject)); owner != "" {
@@ -196,7 +196,7 @@ func (v *MemberValidator) admitSubject(ctx context.Context, org *tenancyv1alpha1
 	if sa == nil {
 		return nil
 	}
-	known, err := v.namespacesOf(ctx, org.Name)
+	known, err := namespacesOf(ctx, live, org.Name)
 	if err != nil {
 		return err
 	}

@@ -196,7 +196,7 @@ func (a *sarAuthorizer) IsPlatformAdmin(ctx context.Context, user authentication
 func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace, orgName string, platformAdmin, dryRun bool) (admission.Warnings, error) {
 	now := v.Clock.Now()
 	var warnings admission.Warnings
-	err := v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(org *tenancyv1alpha1.Organization) (bool, error) {
+	err := v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization) (bool, error) {
 		warnings = nil
 		if org == nil {
 			return false, nil // the organization label names nothing yet; the controller reports it
@@ -205,7 +205,7 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 		if err != nil {
 			return false, err
 		}
-		known, err := v.namespacesOf(ctx, orgName)
+		known, err := namespacesOf(ctx, live, orgName)
 		if err != nil {
 			return false, err
 		}
@@ -214,7 +214,7 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 			return false, v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
 				msg+"; ask a platform admin to raise it"))
 		}
-		charged, excess, err := v.chargeJoin(ctx, org, ns, ledger.Enforced(q.OrganizationQuota), now)
+		charged, excess, err := v.chargeJoin(ctx, live, org, ns, ledger.Enforced(q.OrganizationQuota), now)
 		if err != nil {
 			return false, err
 		}
@@ -233,7 +233,10 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 		}
 		return true, nil
 	})
-	return warnings, err
+	if err != nil {
+		return nil, err // the round may still be writing warnings when a request gives up
+	}
+	return warnings, nil
 }
 
 // chargeJoin charges what a joining namespace holds (pods, claims, counted objects) to the
@@ -242,13 +245,13 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 // reports whether it charged anything, and what the holdings would take past hard (all of them
 // are charged all the same). An organization without a ledger yet has its holdings counted by
 // the first charge of a webhook.
-func (v *NamespaceValidator) chargeJoin(ctx context.Context, org *tenancyv1alpha1.Organization, ns *corev1.Namespace, hard corev1.ResourceList,
+func (v *NamespaceValidator) chargeJoin(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization, ns *corev1.Namespace, hard corev1.ResourceList,
 	now time.Time) (charged bool, excess *ledger.ExceededError, err error) {
 	l := org.Status.Quotas.LedgerOrNil()
 	if len(hard) == 0 || l == nil {
 		return false, nil, nil
 	}
-	holdings, err := ledger.Stored(ctx, v.Live, []string{ns.Name}, ledger.KindsOf(hard))
+	holdings, err := ledger.Stored(ctx, live, []string{ns.Name}, ledger.KindsOf(hard))
 	if err != nil {
 		return false, nil, apierrors.NewInternalError(err)
 	}

@@ -120,7 +120,7 @@ func (v *ProjectValidator) decide(ctx context.Context, old, p *tenancyv1alpha1.O
 	dryRun := req.DryRun != nil && *req.DryRun
 	now := v.Clock.Now()
 	var warnings admission.Warnings
-	err = v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(org *tenancyv1alpha1.Organization) (bool, error) {
+	err = v.Arbiter.Decide(ctx, v.Live, v.Writer, orgName, func(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization) (bool, error) {
 		warnings = nil
 		if orgName == "" || org == nil || !org.DeletionTimestamp.IsZero() {
 			if old == nil {
@@ -130,42 +130,45 @@ func (v *ProjectValidator) decide(ctx context.Context, old, p *tenancyv1alpha1.O
 			return false, nil // the organization is going away, and its projects with it
 		}
 		if !platformAdmin {
-			if err := v.authorize(ctx, req.UserInfo, org, req.Operation, old, p); err != nil {
+			if err := v.authorize(ctx, live, req.UserInfo, org, req.Operation, old, p); err != nil {
 				return false, err
 			}
 		}
 		switch {
 		case p == nil:
-			return false, v.admitDelete(ctx, org, old)
+			return false, v.admitDelete(ctx, live, org, old)
 		case old != nil:
 			return false, nil
 		}
-		known, err := v.namespacesOf(ctx, org.Name)
+		known, err := namespacesOf(ctx, live, org.Name)
 		if err != nil {
 			return false, err
 		}
 		if known.hasProject(p.Name) {
 			return false, nil // the API server refuses it as AlreadyExists
 		}
-		if warnings, err = v.admitNamespace(ctx, org, known, p, platformAdmin, now); err != nil || dryRun {
+		if warnings, err = v.admitNamespace(ctx, live, org, known, p, platformAdmin, now); err != nil || dryRun {
 			return false, err
 		}
 		arbiter.RecordNamespace(org, p.Spec.Namespace, now)
 		return true, nil
 	})
-	return warnings, err
+	if err != nil {
+		return nil, err // the round may still be writing warnings when a request gives up
+	}
+	return warnings, nil
 }
 
 // authorize lets an admin of the organization change its projects, granting no role in a
 // project above the admin's own there, and refuses everyone else.
-func (v *ProjectValidator) authorize(ctx context.Context, user authenticationv1.UserInfo, org *tenancyv1alpha1.Organization, op admissionv1.Operation,
+func (v *ProjectValidator) authorize(ctx context.Context, live client.Reader, user authenticationv1.UserInfo, org *tenancyv1alpha1.Organization, op admissionv1.Operation,
 	old, p *tenancyv1alpha1.OrganizationProject) error {
 	target := p
 	if target == nil {
 		target = old
 	}
 	stored := &tenancyv1alpha1.OrganizationMemberList{}
-	if err := v.Live.List(ctx, stored, client.InNamespace(org.Name)); err != nil {
+	if err := live.List(ctx, stored, client.InNamespace(org.Name)); err != nil {
 		return apierrors.NewInternalError(err)
 	}
 	self := adminOf(user, stored.Items, arbiter.NewMembership(stored.Items, org.Status.Admitted, v.Clock.Now()))
@@ -211,13 +214,13 @@ func escalations(user string, self *tenancyv1alpha1.OrganizationMember, old, p *
 // admitNamespace checks the namespace a new project asks for: no organization's home, no other
 // project's in any organization, none admitted a moment ago by another request, one that exists only if it may become
 // the project's, and one more than the organization has within maxNamespaces.
-func (v *ProjectValidator) admitNamespace(ctx context.Context, org *tenancyv1alpha1.Organization, known organizationNamespaces,
+func (v *ProjectValidator) admitNamespace(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization, known organizationNamespaces,
 	p *tenancyv1alpha1.OrganizationProject, platformAdmin bool, now time.Time) (admission.Warnings, error) {
 	name := p.Spec.Namespace
 	refuse := func(format string, args ...any) error {
 		return invalid(projectKind, p.Name, field.ErrorList{field.Forbidden(field.NewPath("spec", "namespace"), fmt.Sprintf(format, args...))})
 	}
-	switch err := v.Live.Get(ctx, types.NamespacedName{Name: name}, &tenancyv1alpha1.Organization{}); {
+	switch err := live.Get(ctx, types.NamespacedName{Name: name}, &tenancyv1alpha1.Organization{}); {
 	case err == nil:
 		return nil, refuse("%s is the name of organization %s and of its home namespace; choose another name", name, name)
 	case !apierrors.IsNotFound(err):
@@ -225,7 +228,7 @@ func (v *ProjectValidator) admitNamespace(ctx context.Context, org *tenancyv1alp
 	}
 	// Any organization's: spec.namespace is unique in the cluster.
 	owners := &tenancyv1alpha1.OrganizationProjectList{}
-	if err := v.Live.List(ctx, owners, client.MatchingFields{projectNamespaceField: name}); err != nil {
+	if err := live.List(ctx, owners, client.MatchingFields{projectNamespaceField: name}); err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
 	if len(owners.Items) > 0 {
@@ -236,7 +239,7 @@ func (v *ProjectValidator) admitNamespace(ctx context.Context, org *tenancyv1alp
 		return nil, refuse("namespace %s was admitted into organization %s a moment ago by another request; choose another name, or retry in a minute if that request failed",
 			name, org.Name)
 	}
-	warnings, err := v.existingNamespace(ctx, org.Name, p, platformAdmin)
+	warnings, err := v.existingNamespace(ctx, live, org.Name, p, platformAdmin)
 	if err != nil {
 		return nil, err
 	}
@@ -253,9 +256,9 @@ func (v *ProjectValidator) admitNamespace(ctx context.Context, org *tenancyv1alp
 // existingNamespace judges the namespace a new project asks for when it exists already. One that
 // is labelled as this project's in this organization is the project's; one in no organization
 // becomes it only when a platform admin asks, and then labels it.
-func (v *ProjectValidator) existingNamespace(ctx context.Context, org string, p *tenancyv1alpha1.OrganizationProject, platformAdmin bool) (admission.Warnings, error) {
+func (v *ProjectValidator) existingNamespace(ctx context.Context, live client.Reader, org string, p *tenancyv1alpha1.OrganizationProject, platformAdmin bool) (admission.Warnings, error) {
 	ns := &corev1.Namespace{}
-	if err := v.Live.Get(ctx, types.NamespacedName{Name: p.Spec.Namespace}, ns); err != nil {
+	if err := live.Get(ctx, types.NamespacedName{Name: p.Spec.Namespace}, ns); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
@@ -286,12 +289,12 @@ func (v *ProjectValidator) existingNamespace(ctx context.Context, org string, p 
 // admitDelete refuses to delete a project of an organization with deletionPolicy Block while the
 // project's namespace holds workloads or data, and says what they are, as the organization's own
 // deletion does. A namespace not labelled as the project's is not the project's to delete.
-func (v *ProjectValidator) admitDelete(ctx context.Context, org *tenancyv1alpha1.Organization, p *tenancyv1alpha1.OrganizationProject) error {
+func (v *ProjectValidator) admitDelete(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization, p *tenancyv1alpha1.OrganizationProject) error {
 	if org.Spec.DeletionPolicy == tenancyv1alpha1.DeletionPolicyCascade {
 		return nil
 	}
 	ns := &corev1.Namespace{}
-	if err := v.Live.Get(ctx, types.NamespacedName{Name: p.Spec.Namespace}, ns); err != nil {
+	if err := live.Get(ctx, types.NamespacedName{Name: p.Spec.Namespace}, ns); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -300,7 +303,7 @@ func (v *ProjectValidator) admitDelete(ctx context.Context, org *tenancyv1alpha1
 	if labels := tenancyLabelsOf(ns); labels.org != org.Name || labels.project != p.Name {
 		return nil
 	}
-	blocking, err := inventory.Blocking(ctx, v.Live, podcache.Stored(ctx, v.Live), []string{ns.Name})
+	blocking, err := inventory.Blocking(ctx, live, podcache.Stored(ctx, live), []string{ns.Name})
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}

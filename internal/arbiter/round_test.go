@@ -1,0 +1,187 @@
+package arbiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+)
+
+// counted is a fake API server holding one organization, which counts the status writes and
+// the member lists it serves and lets a test hold the first status write.
+type counted struct {
+	client.WithWatch
+	writes, lists atomic.Int32
+	conflicts     atomic.Int32 // status writes still to refuse with a conflict
+	hold          chan struct{}
+	holding       sync.Once
+}
+
+func newCounted(t *testing.T) *counted {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := tenancyv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := &counted{}
+	org := &tenancyv1alpha1.Organization{ObjectMeta: metav1.ObjectMeta{Name: "acme"}}
+	c.WithWatch = fake.NewClientBuilder().WithScheme(scheme).WithObjects(org).WithStatusSubresource(org).
+		WithInterceptorFuncs(interceptor.Funcs{
+			List: func(ctx context.Context, cl client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+				c.lists.Add(1)
+				return cl.List(ctx, list, opts...)
+			},
+			SubResourcePatch: func(ctx context.Context, cl client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+				if c.hold != nil {
+					c.holding.Do(func() { <-c.hold })
+				}
+				if c.conflicts.Add(-1) >= 0 {
+					return apierrors.NewConflict(schema.GroupResource{Resource: "organizations"}, obj.GetName(), errors.New("changed"))
+				}
+				c.writes.Add(1)
+				return cl.SubResource(sub).Patch(ctx, obj, patch, opts...)
+			},
+		}).Build()
+	return c
+}
+
+// admitUpTo admits a member as long as fewer than limit are recorded, reading the stored members
+// as the webhooks do: the rule a round must keep exact when its requests are decided together.
+func admitUpTo(limit int, name string, decided *atomic.Int32) Decision {
+	return func(ctx context.Context, live client.Reader, org *tenancyv1alpha1.Organization) (bool, error) {
+		decided.Add(1)
+		if err := live.List(ctx, &tenancyv1alpha1.OrganizationMemberList{}, client.InNamespace(org.Name)); err != nil {
+			return false, err
+		}
+		if org.Status.Admitted != nil && len(org.Status.Admitted.Members) >= limit {
+			return false, fmt.Errorf("%s: the organization has %d members", name, limit)
+		}
+		RecordMember(org, MemberState{Name: name, Email: name + "@x.io"}, now)
+		return true, nil
+	}
+}
+
+func stored(t *testing.T, c client.Client) *tenancyv1alpha1.Organization {
+	t.Helper()
+	org := &tenancyv1alpha1.Organization{}
+	if err := c.Get(context.Background(), client.ObjectKey{Name: "acme"}, org); err != nil {
+		t.Fatal(err)
+	}
+	return org
+}
+
+func TestRequestsThatArriveTogetherShareOneRound(t *testing.T) {
+	c := newCounted(t)
+	c.hold = make(chan struct{})
+	a := &Arbiter{}
+	const n, limit = 8, 5
+	var decided atomic.Int32
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	decide := func(i int) {
+		defer wg.Done()
+		errs[i] = a.Decide(context.Background(), c, c, "acme", admitUpTo(limit, fmt.Sprintf("m%d", i), &decided))
+	}
+	wg.Add(1)
+	go decide(0) // its round's write is held until the others wait for the next round
+	for decided.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	wg.Add(n - 1)
+	for i := 1; i < n; i++ {
+		go decide(i)
+	}
+	for a.waiting("acme") < n-1 {
+		time.Sleep(time.Millisecond)
+	}
+	close(c.hold)
+	wg.Wait()
+
+	if got := c.writes.Load(); got != 2 {
+		t.Errorf("status writes = %d, want 2: one round for the first request and one for the seven that waited", got)
+	}
+	if got := c.lists.Load(); got != 2 {
+		t.Errorf("member lists = %d, want 2: the decisions of a round share its reads", got)
+	}
+	admitted := 0
+	for _, err := range errs {
+		if err == nil {
+			admitted++
+		}
+	}
+	if admitted != limit {
+		t.Errorf("admitted %d of %d, want exactly %d: each decision sees what those before it in its round recorded (%v)", admitted, n, limit, errs)
+	}
+	if got := len(stored(t, c).Status.Admitted.Members); got != limit {
+		t.Errorf("stored records = %d, want %d", got, limit)
+	}
+}
+
+func TestARefusedDecisionLeavesNothingInItsRound(t *testing.T) {
+	c := newCounted(t)
+	refused := errors.New("refused")
+	rounds := []Decision{
+		func(_ context.Context, _ client.Reader, org *tenancyv1alpha1.Organization) (bool, error) {
+			RecordMember(org, MemberState{Name: "changed-then-refused"}, now)
+			return false, refused
+		},
+		func(_ context.Context, _ client.Reader, org *tenancyv1alpha1.Organization) (bool, error) {
+			RecordMember(org, MemberState{Name: "changed-but-not-reported"}, now)
+			return false, nil
+		},
+		func(_ context.Context, _ client.Reader, org *tenancyv1alpha1.Organization) (bool, error) {
+			RecordMember(org, MemberState{Name: "admitted"}, now)
+			return true, nil
+		},
+	}
+	batch := make([]*request, len(rounds))
+	for i, d := range rounds {
+		batch[i] = &request{ctx: context.Background(), decide: d}
+	}
+	errs := round(context.Background(), c, c, "acme", batch)
+	if !errors.Is(errs[0], refused) || errs[1] != nil || errs[2] != nil {
+		t.Fatalf("answers = %v, want refused, nil, nil", errs)
+	}
+	got := stored(t, c).Status.Admitted.Members
+	if len(got) != 1 || got[0].Name != "admitted" {
+		t.Errorf("stored records = %+v, want only the admitted one", got)
+	}
+}
+
+func TestARoundThatLosesARaceIsDecidedAgain(t *testing.T) {
+	c := newCounted(t)
+	c.conflicts.Store(2)
+	var decided atomic.Int32
+	if err := (&Arbiter{}).Decide(context.Background(), c, c, "acme", admitUpTo(1, "m0", &decided)); err != nil {
+		t.Fatal(err)
+	}
+	if got := decided.Load(); got != 3 {
+		t.Errorf("decided %d times, want 3: twice refused by the compare-and-swap, then written", got)
+	}
+	if got := c.writes.Load(); got != 1 {
+		t.Errorf("status writes = %d, want 1", got)
+	}
+}
+
+// waiting is how many requests wait for the organization's next round.
+func (a *Arbiter) waiting(org string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if q := a.queues[org]; q != nil {
+		return len(q.waiting)
+	}
+	return 0
+}
