@@ -34,6 +34,8 @@ type config struct {
 
 	orgs, members, admins, extraNamespaces int
 	creators                               int
+	profileScenario, profileOut            string
+	profileSeconds                         time.Duration
 
 	concurrency int
 	qps         float64
@@ -129,6 +131,9 @@ func parseFlags() (*config, error) {
 	fs.Float64Var(&cfg.qps, "qps", 100, "Manager --kube-api-qps; 100 is the manager's default. Negative disables client-side rate limiting.")
 	fs.IntVar(&cfg.burst, "burst", 200, "Manager --kube-api-burst; 200 is the manager's default.")
 	fs.BoolVar(&cfg.webhooks, "webhooks", true, "Serve the admission webhooks from the manager and register them, as a real install does.")
+	fs.StringVar(&cfg.profileScenario, "apiserver-profile", "", "Take a CPU profile of kube-apiserver from the start of this scenario (go tool pprof reads it).")
+	fs.StringVar(&cfg.profileOut, "apiserver-profile-out", "kube-apiserver.pprof", "Where -apiserver-profile writes the profile.")
+	fs.DurationVar(&cfg.profileSeconds, "apiserver-profile-duration", 20*time.Second, "How long -apiserver-profile profiles.")
 	fs.StringVar(&cfg.managerArgs, "manager-args", "", "More manager flags, space-separated (e.g. -manager-args=--pprof-bind-address=127.0.0.1:6060).")
 	fs.DurationVar(&cfg.idle, "idle", 60*time.Second, "Idle window after convergence (the issue asks for 5m).")
 	fs.BoolVar(&cfg.restart, "restart", true, "After the idle window, restart the manager (a forced full resync) and count its writes.")
@@ -366,6 +371,15 @@ func (b *bench) runScenarios(ctx context.Context) error {
 			continue
 		}
 		logf("Scenario %s", s.name)
+		if s.name == b.cfg.profileScenario {
+			go func() {
+				if err := b.c.profileAPIServer(ctx, b.cfg.profileOut, b.cfg.profileSeconds); err != nil {
+					logf("%v", err)
+					return
+				}
+				logf("kube-apiserver CPU profile of scenario %s written to %s", s.name, b.cfg.profileOut)
+			}()
+		}
 		if err := s.run(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("scenario %s: %w", s.name, err))
 			logf("Scenario %s failed: %v", s.name, err)
