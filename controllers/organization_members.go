@@ -304,16 +304,20 @@ func (r *OrganizationReconciler) updateMemberStatuses(ctx context.Context, s *or
 			continue
 		}
 		before := m.DeepCopy()
+		var held conditions.Announcements
 		if s.outside(m) {
-			setMemberOutside(m, s.org.Name, r.Recorder)
+			setMemberOutside(m, s.org.Name, r.Recorder, &held)
 		} else {
-			setMemberBound(m, s.org.Name, access.Of(m), projectsOf(m, projects), s.now, r.Recorder)
+			setMemberBound(m, s.org.Name, access.Of(m), projectsOf(m, projects), s.now, r.Recorder, &held)
 		}
 		if equality.Semantic.DeepEqual(before.Status, m.Status) {
 			continue
 		}
 		writes = append(writes, func() error {
 			err := patch.StatusIfChanged(ctx, r.Client, before, m, before.Status, m.Status)
+			if err == nil {
+				held.Emit()
+			}
 			if apierrors.IsConflict(err) {
 				// Written from a stale copy: the reconcile comes back soon, on fresh data.
 				s.memberConflict.Store(true)

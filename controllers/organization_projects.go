@@ -238,12 +238,16 @@ func (r *OrganizationReconciler) reportProjects(ctx context.Context, s *organiza
 	for i := range s.projects {
 		p := &s.projects[i]
 		before := p.DeepCopy()
-		setProjectStatus(p, s.org.Name, s.projectOutcomes[p.Name], s.namespaceUsage, r.Recorder)
+		var held conditions.Announcements
+		setProjectStatus(p, s.org.Name, s.projectOutcomes[p.Name], s.namespaceUsage, r.Recorder, &held)
 		if equality.Semantic.DeepEqual(before.Status, p.Status) {
 			continue
 		}
 		writes = append(writes, func() error {
 			err := patch.StatusIfChanged(ctx, r.Client, before, p, before.Status, p.Status)
+			if err == nil {
+				held.Emit()
+			}
 			if apierrors.IsConflict(err) {
 				s.memberConflict.Store(true) // written from a stale copy: the reconcile comes back soon
 				return nil

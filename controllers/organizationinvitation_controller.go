@@ -24,6 +24,7 @@ import (
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 	"github.com/orgoperator/org-operator/internal/arbiter"
+	"github.com/orgoperator/org-operator/internal/conditions"
 	"github.com/orgoperator/org-operator/internal/invitation"
 	"github.com/orgoperator/org-operator/internal/patch"
 )
@@ -64,7 +65,11 @@ func (r *OrganizationInvitationReconciler) Reconcile(ctx context.Context, req ct
 	s := &invitationScope{inv: inv, before: inv.DeepCopy(), now: r.Clock.Now()}
 	defer func() {
 		r.updateStatus(s, retErr)
-		patch.RequeueOnConflict(patch.StatusIfChanged(ctx, r.Client, s.before, inv, s.before.Status, inv.Status), &result, &retErr)
+		written := patch.StatusIfChanged(ctx, r.Client, s.before, inv, s.before.Status, inv.Status)
+		if written == nil {
+			s.announcements.Emit() // a write that conflicts is computed again, and would announce twice
+		}
+		patch.RequeueOnConflict(written, &result, &retErr)
 	}()
 	for _, phase := range []func(context.Context, *invitationScope) (ctrl.Result, error){
 		r.reconcileClaim, r.reconcileToken, r.reconcileSecret,
@@ -85,6 +90,8 @@ type invitationScope struct {
 	now    time.Time
 	// refused is member admission's refusal of the claimed member, if it refused.
 	refused error
+	// announcements are the status's events, emitted once it is written.
+	announcements conditions.Announcements
 }
 
 // reconcileClaim creates the member of an accepted redemption, once that redemption is stored,

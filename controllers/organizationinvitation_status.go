@@ -14,11 +14,12 @@ import (
 )
 
 // updateStatus sets the invitation's phase and Ready from what the reconcile found, emitting an
-// event on each transition; observedGeneration only when the reconcile succeeded.
+// event on each transition once the status is written; observedGeneration only when the
+// reconcile succeeded.
 func (r *OrganizationInvitationReconciler) updateStatus(s *invitationScope, err error) {
 	inv := s.inv
 	inv.Status.Phase = invitation.Phase(inv, s.now)
-	w := conditions.Writer{Object: inv, Conditions: &inv.Status.Conditions, Generation: inv.Generation, Recorder: r.Recorder}
+	w := conditions.Writer{Object: inv, Conditions: &inv.Status.Conditions, Generation: inv.Generation, Recorder: r.Recorder, Held: &s.announcements}
 	normal := conditions.Event{Type: corev1.EventTypeNormal, Action: "Reconcile"}
 	warning := conditions.Event{Type: corev1.EventTypeWarning, Action: "Reconcile"}
 	ready := tenancyv1alpha1.ReadyCondition

@@ -53,9 +53,14 @@ func (r *OrganizationMemberReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, nil
 	}
 	before := member.DeepCopy()
-	setMemberStalled(member, orphan.stalled, r.Recorder)
+	var held conditions.Announcements
+	setMemberStalled(member, orphan.stalled, r.Recorder, &held)
 	var result ctrl.Result
-	patch.RequeueOnConflict(patch.StatusIfChanged(ctx, r.Client, before, member, before.Status, member.Status), &result, &err)
+	written := patch.StatusIfChanged(ctx, r.Client, before, member, before.Status, member.Status)
+	if written == nil {
+		held.Emit() // a write that conflicts is computed again, and would announce twice
+	}
+	patch.RequeueOnConflict(written, &result, &err)
 	return result, err
 }
 

@@ -17,18 +17,20 @@ import (
 // binds it (setMemberBound); the member controller reports only a member without one
 // (setMemberStalled).
 
+// The setters hold their events in held until the caller has written the status.
+
 // setMemberBound records that the member is bound as access says, in the organization org.
 func setMemberBound(m *tenancyv1alpha1.OrganizationMember, org string, access []tenancyv1alpha1.MemberAccess,
-	projects []tenancyv1alpha1.ProjectAccess, now time.Time, rec recorder.EventRecorder) {
+	projects []tenancyv1alpha1.ProjectAccess, now time.Time, rec recorder.EventRecorder, held *conditions.Announcements) {
 	m.Status.Organization = org
 	m.Status.Subject = membership.SubjectString(membership.Subject(m))
 	m.Status.Access = access
 	m.Status.Projects = projects
-	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec}
+	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec, Held: held}
 	first := len(m.Status.Conditions) == 0
 	if w.Set(tenancyv1alpha1.RoleBindingsReadyCondition, metav1.ConditionTrue, tenancyv1alpha1.RoleBindingsAppliedReason, boundMessage(m, org)) && !first {
 		// Joining is in the status (joinedAt); what changes afterwards is worth an event.
-		rec.Eventf(m, nil, corev1.EventTypeNormal, tenancyv1alpha1.RoleBindingsAppliedReason, "Bind", "%s", boundMessage(m, org))
+		w.Emit(conditions.Event{Type: corev1.EventTypeNormal, Action: "Bind"}, tenancyv1alpha1.RoleBindingsAppliedReason, boundMessage(m, org))
 	}
 	conditions.Summarize(w.Conditions, m.Generation, nil, tenancyv1alpha1.RoleBindingsReadyCondition)
 	m.Status.ObservedGeneration = m.Generation
@@ -40,21 +42,21 @@ func setMemberBound(m *tenancyv1alpha1.OrganizationMember, org string, access []
 
 // setMemberOutside records that the member, a service account of a namespace outside the
 // organization org, is bound nowhere.
-func setMemberOutside(m *tenancyv1alpha1.OrganizationMember, org string, rec recorder.EventRecorder) {
+func setMemberOutside(m *tenancyv1alpha1.OrganizationMember, org string, rec recorder.EventRecorder, held *conditions.Announcements) {
 	sa := m.Spec.ServiceAccount
 	setMemberStalled(m, conditions.Stalled(tenancyv1alpha1.ServiceAccountOutsideOrganizationReason,
 		"Service account %s/%s is not in a namespace of organization %s, so it is bound nowhere; name one of the organization's namespaces",
-		sa.Namespace, sa.Name, org).(*conditions.StalledError), rec)
+		sa.Namespace, sa.Name, org).(*conditions.StalledError), rec, held)
 	m.Status.Organization = org
 }
 
 // setMemberStalled records that the member is in no organization, and why.
-func setMemberStalled(m *tenancyv1alpha1.OrganizationMember, stalled *conditions.StalledError, rec recorder.EventRecorder) {
+func setMemberStalled(m *tenancyv1alpha1.OrganizationMember, stalled *conditions.StalledError, rec recorder.EventRecorder, held *conditions.Announcements) {
 	m.Status.Organization = ""
 	m.Status.Subject = membership.SubjectString(membership.Subject(m))
 	m.Status.Access = nil
 	m.Status.Projects = nil
-	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec}
+	w := conditions.Writer{Object: m, Conditions: &m.Status.Conditions, Generation: m.Generation, Recorder: rec, Held: held}
 	w.Announce(conditions.Event{Type: corev1.EventTypeWarning, Action: "Bind"}, tenancyv1alpha1.RoleBindingsReadyCondition,
 		metav1.ConditionFalse, stalled.Reason, stalled.Message)
 	conditions.Summarize(w.Conditions, m.Generation, stalled, tenancyv1alpha1.RoleBindingsReadyCondition)

@@ -13,12 +13,12 @@ import (
 
 // setProjectStatus records where a project stands: its namespace and usage once the namespace is
 // the project's, or why it is not. A namespace becoming ready is told by the creation's event,
-// a problem by its own.
+// a problem by its own, held in held until the caller has written the status.
 func setProjectStatus(p *tenancyv1alpha1.OrganizationProject, org string, outcome projectOutcome,
-	usage map[string]tenancyv1alpha1.WorkloadUsage, rec recorder.EventRecorder) {
+	usage map[string]tenancyv1alpha1.WorkloadUsage, rec recorder.EventRecorder, held *conditions.Announcements) {
 	p.Status.Organization = org
 	p.Status.Namespace = outcome.namespace
-	w := conditions.Writer{Object: p, Conditions: &p.Status.Conditions, Generation: p.Generation, Recorder: rec}
+	w := conditions.Writer{Object: p, Conditions: &p.Status.Conditions, Generation: p.Generation, Recorder: rec, Held: held}
 	var stalled error // an untyped nil when there is none: Summarize tells errors apart
 	switch {
 	case outcome.namespace != "":

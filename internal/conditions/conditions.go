@@ -64,9 +64,14 @@ type Event struct {
 // Announce sets a condition and, when its status or reason changes, emits ev on the object with
 // the condition's reason and message, so that the event is emitted once per transition.
 func (w Writer) Announce(ev Event, typ string, status metav1.ConditionStatus, reason, msg string) {
-	if !w.Set(typ, status, reason, msg) {
-		return
+	if w.Set(typ, status, reason, msg) {
+		w.Emit(ev, reason, msg)
 	}
+}
+
+// Emit emits ev on the object with reason and message: now, or once the status is written when
+// the writer holds its events.
+func (w Writer) Emit(ev Event, reason, msg string) {
 	emit := func() { w.Recorder.Eventf(w.Object, ev.Related, ev.Type, reason, ev.Action, "%s", msg) }
 	if w.Held != nil {
 		*w.Held = append(*w.Held, emit)

@@ -45,6 +45,25 @@ func TestAnnounceEmitsOncePerTransition(t *testing.T) {
 	}
 }
 
+func TestHeldEventsWaitForTheStatusWrite(t *testing.T) {
+	rec := &fakeRecorder{}
+	org := &tenancyv1alpha1.Organization{}
+	var held conditions.Announcements
+	w := conditions.Writer{Object: org, Conditions: &org.Status.Conditions, Generation: 1, Recorder: rec, Held: &held}
+
+	w.Announce(conditions.Event{Type: corev1.EventTypeWarning, Action: "Quota"}, "QuotaExceeded", metav1.ConditionTrue, "OverQuota", "pods")
+	w.Emit(conditions.Event{Type: corev1.EventTypeNormal, Action: "Bind"}, "RoleBindingsApplied", "bound")
+	if len(rec.events) != 0 {
+		t.Fatalf("events before the write = %v, want none", rec.events)
+	}
+	held.Emit()
+	held.Emit() // emitted once, then forgotten
+	want := []recorded{{corev1.EventTypeWarning, "OverQuota", "pods"}, {corev1.EventTypeNormal, "RoleBindingsApplied", "bound"}}
+	if fmt.Sprint(rec.events) != fmt.Sprint(want) {
+		t.Fatalf("events after the write = %v, want %v", rec.events, want)
+	}
+}
+
 func TestSummarize(t *testing.T) {
 	deps := []string{"NamespacesReady", "QuotasReady"}
 	withDeps := func(quotas metav1.ConditionStatus) []metav1.Condition {
