@@ -41,8 +41,8 @@ const Window = time.Minute
 // replica's round was written, so this many would have to race a single one.
 const maxAttempts = 100
 
-// roundTimeout bounds one round's reads and write; no request waits longer for its answer than
-// the API server waits for the webhook's.
+// roundTimeout bounds one round's reads and write. It is past the webhooks' own timeout (5 s):
+// by then the API server has given up on every request of the round.
 const roundTimeout = 10 * time.Second
 
 // Decision judges one request against the organization as the API server has it (nil when it
@@ -62,7 +62,7 @@ type Arbiter struct {
 }
 
 // queue holds the requests waiting for an organization's next round; running says whether a
-// request is leading rounds for it.
+// goroutine is leading rounds for it.
 type queue struct {
 	waiting []*request
 	running bool
