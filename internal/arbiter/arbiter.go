@@ -142,9 +142,15 @@ func (a *Arbiter) lead(ctx context.Context, live client.Reader, writer client.Cl
 // round decides batch, in order, on one read of the organization and of what the decisions read
 // (a snapshot), and writes the organization's status once if any decision recorded something,
 // with the organization's resourceVersion as a precondition; on conflict it decides them all
-// again from fresh reads. It returns each request's answer.
-func round(ctx context.Context, live client.Reader, writer client.Client, org string, batch []*request) []error {
-	errs := make([]error, len(batch))
+// again from fresh reads. It returns each request's answer. A panic refuses the whole round: it
+// runs outside the webhook server's own recovery, and its requests must be answered.
+func round(ctx context.Context, live client.Reader, writer client.Client, org string, batch []*request) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = fill(make([]error, len(batch)), apierrors.NewInternalError(fmt.Errorf("deciding a change of organization %s: panic: %v", org, r)))
+		}
+	}()
+	errs = make([]error, len(batch))
 	for attempt := 1; ; attempt++ {
 		o := &tenancyv1alpha1.Organization{}
 		if err := live.Get(ctx, types.NamespacedName{Name: org}, o); err != nil {

@@ -161,6 +161,23 @@ func TestARefusedDecisionLeavesNothingInItsRound(t *testing.T) {
 	}
 }
 
+func TestAPanickingDecisionRefusesItsRound(t *testing.T) {
+	c := newCounted(t)
+	var decided atomic.Int32
+	batch := []*request{
+		{ctx: context.Background(), decide: admitUpTo(5, "m0", &decided)},
+		{ctx: context.Background(), decide: func(context.Context, client.Reader, *tenancyv1alpha1.Organization) (bool, error) { panic("bug") }},
+	}
+	for i, err := range round(context.Background(), c, c, "acme", batch) {
+		if !apierrors.IsInternalError(err) {
+			t.Errorf("answer %d = %v, want an internal error", i, err)
+		}
+	}
+	if got := c.writes.Load(); got != 0 {
+		t.Errorf("status writes = %d, want none", got)
+	}
+}
+
 func TestARoundThatLosesARaceIsDecidedAgain(t *testing.T) {
 	c := newCounted(t)
 	c.conflicts.Store(2)
