@@ -131,6 +131,16 @@ func countEvents(ctx context.Context, g Gomega, org, reason string) int {
 	return n
 }
 
+// createSubscribedOrganization creates an organization whose subscription, on plan (none when
+// empty), started at start.
+func createSubscribedOrganization(ctx context.Context, name, plan string, start time.Time) {
+	GinkgoHelper()
+	startDate := metav1.NewTime(start)
+	o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
+	o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: plan, StartDate: &startDate}
+	Expect(k8s.Create(ctx, o)).To(Succeed())
+}
+
 // allowanceOrganization creates a Ready organization, subscribed since an hour ago to a plan of
 // its own that charges a credit per pod-second, allows 100 credits and then blocks new pods.
 func allowanceOrganization(ctx context.Context, prefix string) string {
@@ -145,10 +155,7 @@ func allowanceOrganization(ctx context.Context, prefix string) string {
 				MonthlyAllowance: &allowance, BlockWhenExhausted: true}},
 	})).To(Succeed())
 	name := uniqueName(prefix)
-	startDate := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
-	o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
-	o.Spec.Subscription = &tenancyv1alpha1.Subscription{Plan: planName, StartDate: &startDate}
-	Expect(k8s.Create(ctx, o)).To(Succeed())
+	createSubscribedOrganization(ctx, name, planName, time.Now().Add(-time.Hour).Truncate(time.Second))
 	expectOrgReady(ctx, name)
 	return name
 }
@@ -156,10 +163,8 @@ func allowanceOrganization(ctx context.Context, prefix string) string {
 var _ = Describe("Metering", func() {
 	It("integrates the pods' lifetimes exactly, and a restarted operator continues to the same integral", func(ctx SpecContext) {
 		name := uniqueName("meter")
-		startDate := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
-		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
-		o.Spec.Subscription = &tenancyv1alpha1.Subscription{StartDate: &startDate}
-		Expect(k8s.Create(ctx, o)).To(Succeed())
+		startDate := time.Now().Add(-time.Hour).Truncate(time.Second)
+		createSubscribedOrganization(ctx, name, "", startDate)
 		web := name + "-web"
 		Expect(k8s.Create(ctx, labelledNamespace(web, name))).To(Succeed())
 		expectOrgReady(ctx, name)
@@ -249,10 +254,7 @@ var _ = Describe("Metering", func() {
 
 	It("splits a pod's lifetime at each in-place resize, at the second the API server took it", func(ctx SpecContext) {
 		name := uniqueName("resize")
-		startDate := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
-		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
-		o.Spec.Subscription = &tenancyv1alpha1.Subscription{StartDate: &startDate}
-		Expect(k8s.Create(ctx, o)).To(Succeed())
+		createSubscribedOrganization(ctx, name, "", time.Now().Add(-time.Hour).Truncate(time.Second))
 		expectOrgReady(ctx, name)
 		p := &meteredPod{ns: name, name: "resized", cpu: "1", mem: "100Mi", allocated: "1", start: time.Now().Add(-5 * time.Second).Truncate(time.Second)}
 		p.create(ctx)
@@ -309,10 +311,7 @@ var _ = Describe("Metering", func() {
 
 	It("loses, of the pods deleted while the operator is down, exactly what docs/metering.md says", func(ctx SpecContext) {
 		name := uniqueName("down")
-		startDate := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
-		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
-		o.Spec.Subscription = &tenancyv1alpha1.Subscription{StartDate: &startDate}
-		Expect(k8s.Create(ctx, o)).To(Succeed())
+		createSubscribedOrganization(ctx, name, "", time.Now().Add(-time.Hour).Truncate(time.Second))
 		expectOrgReady(ctx, name)
 		now := func() time.Time { return time.Now().Truncate(time.Second) }
 		gone := &meteredPod{ns: name, name: "gone", cpu: "1", mem: "1Gi", start: now()}
@@ -358,10 +357,8 @@ var _ = Describe("Metering", func() {
 		// The current period ends seconds from now.
 		// Far enough that the pod below starts before it, even on a loaded machine.
 		end := time.Now().Add(20 * time.Second).Truncate(time.Second)
-		startDate := metav1.NewTime(end.AddDate(0, -1, 0))
-		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
-		o.Spec.Subscription = &tenancyv1alpha1.Subscription{StartDate: &startDate}
-		Expect(k8s.Create(ctx, o)).To(Succeed())
+		startDate := end.AddDate(0, -1, 0)
+		createSubscribedOrganization(ctx, name, "", startDate)
 		expectOrgReady(ctx, name)
 		p := &meteredPod{ns: name, name: "across", cpu: "750m", mem: "128Mi", start: time.Now().Truncate(time.Second)}
 		p.create(ctx)
@@ -386,10 +383,8 @@ var _ = Describe("Metering", func() {
 
 	It("drops the days of reports before the previous period and deletes reports past the retention", func(ctx SpecContext) {
 		name := uniqueName("keep")
-		startDate := metav1.NewTime(time.Now().AddDate(0, -15, 0).Truncate(time.Second))
-		o := newOrganization(name, tenancyv1alpha1.DeletionPolicyCascade)
-		o.Spec.Subscription = &tenancyv1alpha1.Subscription{StartDate: &startDate}
-		Expect(k8s.Create(ctx, o)).To(Succeed())
+		startDate := time.Now().AddDate(0, -15, 0).Truncate(time.Second)
+		createSubscribedOrganization(ctx, name, "", startDate)
 		expectOrgReady(ctx, name)
 		// Reports a platform admin restored: of the period 14 months back (past the retention),
 		// 3 months back (before the previous period) and 1 month back (the previous period).
