@@ -154,7 +154,7 @@ func parseFlags() (*config, error) {
 	faults := fs.String("faults", strings.Join(faultCases, ","), "Faults scenario: which cases to run (kill: SIGKILL at three moments of a -orgs converge; delete: SIGKILL during Cascade deletions and member removals; control-plane: kube-apiserver and etcd restarted mid-converge; webhook-down: every replica stopped for -webhook-down; failover: two replicas, the leader killed during a -quota-burst pod burst; partition: two replicas, the leader paused for -partition; metering: SIGKILL while metered pods run, then every usage report against the pods' exact integral).")
 	fs.DurationVar(&cfg.webhookDown, "webhook-down", 30*time.Second, "Faults scenario: how long every replica stays stopped in the webhook-down case.")
 	fs.DurationVar(&cfg.partition, "partition", 60*time.Second, "Faults scenario: how long the leader stays cut off in the partition case.")
-	fs.DurationVar(&cfg.poll, "poll", 0, "Interval of the convergence poll (a List of organizations and of members); default 250ms, plus 1ms per organization.")
+	fs.DurationVar(&cfg.poll, "poll", 0, "Interval of the polls (a List of organizations and of members) that wait for a namespace join or leave and for the fault cases; the scenarios' convergence is watched instead. Default 250ms, plus 1ms per organization.")
 	fs.DurationVar(&cfg.phaseTimeout, "phase-timeout", 0, "Longest wait for one scenario to converge; default 2m plus 0.6s per organization.")
 	fs.DurationVar(&cfg.timeout, "timeout", 90*time.Minute, "Longest run as a whole.")
 	fs.Int64Var(&cfg.seed, "seed", 1, "Seed of the random choices (which members, organizations and pods change).")

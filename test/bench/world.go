@@ -95,6 +95,7 @@ type slimObject struct {
 		Name              string  `json:"name"`
 		Namespace         string  `json:"namespace"`
 		Generation        int64   `json:"generation"`
+		ResourceVersion   string  `json:"resourceVersion"`
 		DeletionTimestamp *string `json:"deletionTimestamp"`
 	} `json:"metadata"`
 	Status struct {
@@ -323,15 +324,22 @@ type convergence struct {
 	Pending []string `json:"pending,omitempty"`
 }
 
-// waitConverged polls until every object of the world has converged, from start (the moment
-// the scenario began changing things) to the deadline.
+// waitConverged waits until every object of the world has converged, from start (the moment
+// the scenario began changing things) to the deadline. It watches the objects (observe) and
+// evaluates what it has seen at most every observeInterval.
 //
-// A poll counts as converged only when it began after applied was closed (every change of the
-// scenario made): before that, objects not changed yet would look converged.
+// What the watches show counts as converged only when a List made after applied was closed
+// (every change of the scenario made) agrees: before that, objects not changed yet would look
+// converged, and a watch may not have delivered the last changes yet. The time is that of the
+// watched state when the List found every object at the same resourceVersion, and the List's
+// own time otherwise.
 func (p *poller) waitConverged(ctx context.Context, w *world, c check, start time.Time, timeout time.Duration,
 	withNamespaces bool, applied <-chan struct{}) convergence {
 	res := convergence{ReadyAt: map[string]time.Time{}}
 	deadline := start.Add(timeout)
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	obs := p.observe(watchCtx, withNamespaces, c.projects)
 	var pending []string
 	failures := 0
 	for {
@@ -341,12 +349,7 @@ func (p *poller) waitConverged(ctx context.Context, w *world, c check, start tim
 			complete = true
 		default:
 		}
-		s, err := p.snapshot(ctx, withNamespaces, c.projects)
-		if err != nil {
-			if failures++; failures == 1 || failures%20 == 0 {
-				logf("Polling (failure %d): %v", failures, err)
-			}
-		} else {
+		if s := obs.snapshot(); s != nil {
 			res.Polls++
 			ready, notYet := c.evaluate(w, s)
 			for k := range res.ReadyAt {
@@ -364,10 +367,22 @@ func (p *poller) waitConverged(ctx context.Context, w *world, c check, start tim
 				pending = append(pending, "(the scenario's changes are still being made)")
 			}
 			if len(pending) == 0 {
-				res.Converged = true
-				res.Elapsed = s.at.Sub(start)
-				res.Seconds = res.Elapsed.Seconds()
-				return res
+				listed, err := p.snapshot(ctx, withNamespaces, c.projects)
+				switch {
+				case err != nil:
+					if failures++; failures == 1 || failures%20 == 0 {
+						logf("Confirming with a List (failure %d): %v", failures, err)
+					}
+				case func() bool { _, notYet := c.evaluate(w, listed); return len(notYet) == 0 }():
+					at := listed.at
+					if sameObjects(s, listed) {
+						at = s.at
+					}
+					res.Converged = true
+					res.Elapsed = at.Sub(start)
+					res.Seconds = res.Elapsed.Seconds()
+					return res
+				}
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -381,7 +396,12 @@ func (p *poller) waitConverged(ctx context.Context, w *world, c check, start tim
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(p.interval):
+		case <-time.After(observeInterval):
+			select { // then wait for the next change, or a second at most
+			case <-ctx.Done():
+			case <-obs.changed:
+			case <-time.After(time.Second):
+			}
 		}
 	}
 }
