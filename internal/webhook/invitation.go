@@ -257,9 +257,12 @@ func (v *RedemptionValidator) judge(ctx context.Context, req admission.Request, 
 		return inv, refuse(field.Invalid(redemptionTokenField, "(redacted)",
 			fmt.Sprintf("does not match the token of invitation %s of organization %s", inv.Name, org))), true, nil
 	}
+	redeemed := func() error {
+		return refuse(field.Forbidden(redemptionTokenField,
+			fmt.Sprintf("invitation %s of organization %s was already redeemed; a token works once", inv.Name, org)))
+	}
 	if inv.Status.Claim != nil || inv.Status.Member != "" {
-		return inv, refuse(field.Forbidden(redemptionTokenField,
-			fmt.Sprintf("invitation %s of organization %s was already redeemed; a token works once", inv.Name, org))), true, nil
+		return inv, redeemed(), true, nil
 	}
 	switch invitation.Phase(inv, now) {
 	case tenancyv1alpha1.InvitationRevoked:
@@ -289,6 +292,11 @@ func (v *RedemptionValidator) judge(ctx context.Context, req admission.Request, 
 	// duplicate email) leaves the invitation unused.
 	if err := v.Writer.Create(ctx, invitation.Member(inv, user), client.DryRunAll); err != nil {
 		if apierrors.IsAlreadyExists(err) {
+			// A racing redemption of this invitation may have made the member since it was read.
+			again := &tenancyv1alpha1.OrganizationInvitation{}
+			if err := v.Live.Get(ctx, client.ObjectKeyFromObject(inv), again); err == nil && (again.Status.Claim != nil || again.Status.Member != "") {
+				return inv, redeemed(), true, nil
+			}
 			return inv, apierrors.NewForbidden(redemptionsResource, r.Name, fmt.Errorf(
 				"organization %s already has a member named %s, the name this invitation gives; ask its admins", org, inv.Name)), false, nil
 		}

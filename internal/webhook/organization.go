@@ -28,7 +28,10 @@ var (
 	organizationsResource = tenancyv1alpha1.GroupVersion.WithResource("organizations").GroupResource()
 )
 
-// +kubebuilder:webhook:path=/mutate-tenancy-orgoperator-io-v1alpha1-organization,mutating=true,failurePolicy=fail,sideEffects=None,groups=tenancy.orgoperator.io,resources=organizations,verbs=create;update,versions=v1alpha1,name=morganization.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system
+// The API server calls the defaulting webhook only for a subscription without a startDate, the one case Default
+// changes (its matchConditions).
+//
+// +kubebuilder:webhook:path=/mutate-tenancy-orgoperator-io-v1alpha1-organization,mutating=true,failurePolicy=fail,sideEffects=None,groups=tenancy.orgoperator.io,resources=organizations,verbs=create;update,versions=v1alpha1,name=morganization.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system,patch=`{"matchConditions":[{"name":"start-date-missing","expression":"has(object.spec) && type(object.spec) == map && has(object.spec.subscription) && type(object.spec.subscription) == map && !has(object.spec.subscription.startDate)"}]}`
 
 // OrganizationDefaulter fills in what an organization leaves out.
 type OrganizationDefaulter struct {
@@ -54,7 +57,10 @@ func (d *OrganizationDefaulter) Default(ctx context.Context, org *tenancyv1alpha
 	return nil
 }
 
-// +kubebuilder:webhook:path=/validate-tenancy-orgoperator-io-v1alpha1-organization,mutating=false,failurePolicy=fail,sideEffects=None,groups=tenancy.orgoperator.io,resources=organizations,verbs=create;update;delete,versions=v1alpha1,name=vorganization.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system
+// Its matchConditions skip the updates ValidateUpdate lets through unjudged: the spec unchanged,
+// or the organization being deleted.
+//
+// +kubebuilder:webhook:path=/validate-tenancy-orgoperator-io-v1alpha1-organization,mutating=false,failurePolicy=fail,sideEffects=None,groups=tenancy.orgoperator.io,resources=organizations,verbs=create;update;delete,versions=v1alpha1,name=vorganization.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system,patch=`{"matchConditions":[{"name":"judged-change","expression":"request.operation != 'UPDATE' || (!has(oldObject.metadata.deletionTimestamp) && (!has(object.spec) || !has(oldObject.spec) || object.spec != oldObject.spec))"}]}`
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // OrganizationValidator checks what the CRD schema cannot: the home namespace's name is free,

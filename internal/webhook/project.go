@@ -33,7 +33,10 @@ var (
 // field of the CRD).
 const projectNamespaceField = "spec.namespace"
 
-// +kubebuilder:webhook:path=/mutate-tenancy-orgoperator-io-v1alpha1-organizationproject,mutating=true,failurePolicy=fail,sideEffects=None,groups=tenancy.orgoperator.io,resources=organizationprojects,verbs=create;update,versions=v1alpha1,name=morganizationproject.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system
+// The API server calls the defaulting webhook only when spec.namespace is empty, the one case Default changes (its
+// matchConditions).
+//
+// +kubebuilder:webhook:path=/mutate-tenancy-orgoperator-io-v1alpha1-organizationproject,mutating=true,failurePolicy=fail,sideEffects=None,groups=tenancy.orgoperator.io,resources=organizationprojects,verbs=create;update,versions=v1alpha1,name=morganizationproject.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system,patch=`{"matchConditions":[{"name":"namespace-missing","expression":"!has(object.spec) || type(object.spec) != map || !has(object.spec.namespace) || object.spec.namespace == ''"}]}`
 
 // ProjectDefaulter fills in what a project leaves out.
 type ProjectDefaulter struct{}
@@ -59,7 +62,10 @@ func (ProjectDefaulter) Default(ctx context.Context, p *tenancyv1alpha1.Organiza
 // The webhook records the namespaces it admits on the organization (see internal/arbiter),
 // except for dry runs: sideEffects=NoneOnDryRun.
 //
-// +kubebuilder:webhook:path=/validate-tenancy-orgoperator-io-v1alpha1-organizationproject,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=tenancy.orgoperator.io,resources=organizationprojects,verbs=create;update;delete,versions=v1alpha1,name=vorganizationproject.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system
+// Its matchConditions skip the updates ValidateUpdate lets through unjudged: the spec unchanged,
+// or the project being deleted.
+//
+// +kubebuilder:webhook:path=/validate-tenancy-orgoperator-io-v1alpha1-organizationproject,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=tenancy.orgoperator.io,resources=organizationprojects,verbs=create;update;delete,versions=v1alpha1,name=vorganizationproject.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system,patch=`{"matchConditions":[{"name":"judged-change","expression":"request.operation != 'UPDATE' || (!has(oldObject.metadata.deletionTimestamp) && (!has(object.spec) || !has(oldObject.spec) || object.spec != oldObject.spec))"}]}`
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizationprojects,verbs=get;list
 
 // ProjectValidator decides who may change an organization's projects and how: only the
