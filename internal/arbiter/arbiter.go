@@ -3,10 +3,12 @@
 // exactly, across requests racing each other and across webhook replicas.
 //
 // A webhook admits a change before the API server stores it, so the stored objects alone cannot
-// tell a second request what the first one did. Each decision therefore reads the organization and
-// the stored objects from the API server (never a cache), judges the change against them and
-// against the changes admitted in the last minute (status.admitted), records its own change there
-// and writes the organization with its resourceVersion as a precondition. Two rounds of decisions
+// tell a second request what the first one did. Each decision therefore reads the stored objects
+// from the API server (never a cache), judges the change against them and against the changes
+// admitted in the last minute (status.admitted), records its own change there and writes the
+// organization with its resourceVersion as a precondition. The organization may come from the
+// cache: a stale one loses that compare-and-swap, and a round that writes nothing confirms its
+// resourceVersion with the API server. Two rounds of decisions
 // that read the same organization cannot both be written: the loser reads again and decides again.
 // Within a round, requests that arrived together are decided one after another on the same reads,
 // each seeing what those before it recorded, as if all were made at the moment of the read.
@@ -111,6 +113,7 @@ func (a *Arbiter) Decide(ctx context.Context, live client.Reader, writer client.
 // lead runs rounds of the organization's waiting requests until none is left. Its context is
 // the first request's without its cancellation: the other requests depend on it too.
 func (a *Arbiter) lead(ctx context.Context, live client.Reader, writer client.Client, org string, q *queue) {
+	var last *written
 	for {
 		a.mu.Lock()
 		batch := slices.DeleteFunc(q.waiting, func(r *request) bool {
@@ -130,7 +133,8 @@ func (a *Arbiter) lead(ctx context.Context, live client.Reader, writer client.Cl
 		}
 		a.mu.Unlock()
 		roundCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), roundTimeout)
-		errs := round(roundCtx, live, writer, org, batch)
+		var errs []error
+		errs, last = round(roundCtx, live, writer, org, batch, last)
 		cancel()
 		for i, r := range batch {
 			r.err = errs[i]
@@ -144,20 +148,37 @@ func (a *Arbiter) lead(ctx context.Context, live client.Reader, writer client.Cl
 // with the organization's resourceVersion as a precondition; on conflict it decides them all
 // again from fresh reads. It returns each request's answer. A panic refuses the whole round: it
 // runs outside the webhook server's own recovery, and its requests must be answered.
-func round(ctx context.Context, live client.Reader, writer client.Client, org string, batch []*request) (errs []error) {
+func round(ctx context.Context, live client.Reader, writer client.Client, org string, batch []*request, last *written) (errs []error, wrote *written) {
 	defer func() {
 		if r := recover(); r != nil {
-			errs = fill(make([]error, len(batch)), apierrors.NewInternalError(fmt.Errorf("deciding a change of organization %s: panic: %v", org, r)))
+			errs, wrote = fill(make([]error, len(batch)), apierrors.NewInternalError(fmt.Errorf("deciding a change of organization %s: panic: %v", org, r))), nil
 		}
 	}()
 	errs = make([]error, len(batch))
+	// The first attempt starts from the cached organization (writer reads the manager's cache),
+	// or from the previous round's write while the cache still shows the version before it, which
+	// saves a read from etcd per round. Both only guess: the write's resourceVersion precondition
+	// refuses a stale one, and a round that writes nothing checks the version live. Every later
+	// attempt reads the organization live.
+	cached := true
 	for attempt := 1; ; attempt++ {
+		var reader client.Reader = live
+		if cached {
+			reader = writer
+		}
 		o := &tenancyv1alpha1.Organization{}
-		if err := live.Get(ctx, types.NamespacedName{Name: org}, o); err != nil {
+		if err := reader.Get(ctx, types.NamespacedName{Name: org}, o); err != nil {
+			if cached {
+				cached = false // absent from the cache, or not cached at all: ask the API server
+				continue
+			}
 			if !apierrors.IsNotFound(err) {
-				return fill(errs, apierrors.NewInternalError(err))
+				return fill(errs, apierrors.NewInternalError(err)), nil
 			}
 			o = nil
+		}
+		if cached && last != nil && o.ResourceVersion == last.over {
+			o = last.org.DeepCopy() // the cache has not seen the previous round's write yet
 		}
 		reads := newSnapshot(live)
 		var before *tenancyv1alpha1.Organization
@@ -178,19 +199,39 @@ func round(ctx context.Context, live client.Reader, writer client.Client, org st
 			errs[i], changed = err, changed || (c && err == nil)
 		}
 		if !changed {
-			return errs
+			if cached {
+				current := &metav1.PartialObjectMetadata{}
+				current.SetGroupVersionKind(tenancyv1alpha1.GroupVersion.WithKind("Organization"))
+				err := live.Get(ctx, types.NamespacedName{Name: org}, current)
+				if err != nil && !apierrors.IsNotFound(err) {
+					return fill(errs, apierrors.NewInternalError(err)), nil
+				}
+				if err != nil || current.ResourceVersion != o.ResourceVersion {
+					cached = false // the answers rest on a stale organization: decide them again
+					continue
+				}
+			}
+			return errs, last
 		}
 		err := writer.Status().Patch(ctx, o, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 		switch {
 		case err == nil:
-			return errs
+			return errs, &written{org: o, over: before.ResourceVersion}
 		case apierrors.IsConflict(err) && attempt < maxAttempts && ctx.Err() == nil:
+			cached = false
 			continue
 		default:
 			// Every answer of the round may rest on what it failed to record.
-			return fill(errs, apierrors.NewInternalError(fmt.Errorf("recording the admitted change on organization %s: %w", org, err)))
+			return fill(errs, apierrors.NewInternalError(fmt.Errorf("recording the admitted change on organization %s: %w", org, err))), nil
 		}
 	}
+}
+
+// written is the organization as a round wrote it, and the resourceVersion it was written over:
+// the next round's first guess while the cache still shows that older version.
+type written struct {
+	org  *tenancyv1alpha1.Organization
+	over string
 }
 
 func fill(errs []error, err error) []error {

@@ -25,6 +25,7 @@ import (
 type counted struct {
 	client.WithWatch
 	writes, lists atomic.Int32
+	patches       atomic.Int32 // status writes tried, refused ones included
 	conflicts     atomic.Int32 // status writes still to refuse with a conflict
 	hold          chan struct{}
 	holding       sync.Once
@@ -45,6 +46,7 @@ func newCounted(t *testing.T) *counted {
 				return cl.List(ctx, list, opts...)
 			},
 			SubResourcePatch: func(ctx context.Context, cl client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+				c.patches.Add(1)
 				if c.hold != nil {
 					c.holding.Do(func() { <-c.hold })
 				}
@@ -151,7 +153,7 @@ func TestARefusedDecisionLeavesNothingInItsRound(t *testing.T) {
 	for i, d := range rounds {
 		batch[i] = &request{ctx: context.Background(), decide: d}
 	}
-	errs := round(context.Background(), c, c, "acme", batch)
+	errs, _ := round(context.Background(), c, c, "acme", batch, nil)
 	if !errors.Is(errs[0], refused) || errs[1] != nil || errs[2] != nil {
 		t.Fatalf("answers = %v, want refused, nil, nil", errs)
 	}
@@ -168,7 +170,8 @@ func TestAPanickingDecisionRefusesItsRound(t *testing.T) {
 		{ctx: context.Background(), decide: admitUpTo(5, "m0", &decided)},
 		{ctx: context.Background(), decide: func(context.Context, client.Reader, *tenancyv1alpha1.Organization) (bool, error) { panic("bug") }},
 	}
-	for i, err := range round(context.Background(), c, c, "acme", batch) {
+	errs, _ := round(context.Background(), c, c, "acme", batch, nil)
+	for i, err := range errs {
 		if !apierrors.IsInternalError(err) {
 			t.Errorf("answer %d = %v, want an internal error", i, err)
 		}
@@ -201,4 +204,100 @@ func (a *Arbiter) waiting(org string) int {
 		return len(q.waiting)
 	}
 	return 0
+}
+
+// staleCache serves, as the manager's cache would, an organization older than the one stored,
+// and passes every write to the fake API server.
+type staleCache struct {
+	*counted
+	org *tenancyv1alpha1.Organization
+}
+
+func (s staleCache) Get(_ context.Context, _ client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	s.org.DeepCopyInto(obj.(*tenancyv1alpha1.Organization))
+	return nil
+}
+
+// storeRecord stores an admission record of name on the organization, as another round would.
+func storeRecord(t *testing.T, c client.Client, name string, at time.Time) {
+	t.Helper()
+	org := stored(t, c)
+	before := org.DeepCopy()
+	RecordMember(org, MemberState{Name: name, Email: name + "@x.io"}, at)
+	if err := c.Status().Patch(context.Background(), org, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAStaleCachedOrganizationLosesTheCompareAndSwap(t *testing.T) {
+	c := newCounted(t)
+	stale := staleCache{counted: c, org: stored(t, c)}
+	storeRecord(t, c, "m0", now) // another round fills the organization's only place
+	c.writes.Store(0)
+	var decided atomic.Int32
+	err := (&Arbiter{}).Decide(context.Background(), c, stale, "acme", admitUpTo(1, "m1", &decided))
+	if err == nil {
+		t.Fatal("admitted m1 on the stale organization's free place: the limit is 1 and m0 holds it")
+	}
+	if got := decided.Load(); got != 2 {
+		t.Errorf("decided %d times, want 2: on the cached organization, then on the live one", got)
+	}
+	if got := len(stored(t, c).Status.Admitted.Members); got != 1 {
+		t.Errorf("stored records = %d, want 1", got)
+	}
+}
+
+func TestARoundThatWritesNothingConfirmsTheCachedVersion(t *testing.T) {
+	c := newCounted(t)
+	storeRecord(t, c, "m0", now)
+	stale := staleCache{counted: c, org: stored(t, c)} // the cache still shows m0's record
+	org := stored(t, c)
+	before := org.DeepCopy()
+	org.Status.Admitted = nil // which has since gone, as records do once their member is stored or refused
+	if err := c.Status().Patch(context.Background(), org, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+	var decided atomic.Int32
+	if err := (&Arbiter{}).Decide(context.Background(), c, stale, "acme", admitUpTo(1, "m1", &decided)); err != nil {
+		t.Fatalf("refused on the cached organization's stale record: %v", err)
+	}
+	if got := decided.Load(); got != 2 {
+		t.Errorf("decided %d times, want 2: the refusal on the cached organization, then the admission on the live one", got)
+	}
+}
+
+func TestTheNextRoundStartsFromThePreviousRoundsWriteWhileTheCacheLags(t *testing.T) {
+	c := newCounted(t)
+	stale := staleCache{counted: c, org: stored(t, c)} // never sees a write
+	c.hold = make(chan struct{})
+	a := &Arbiter{}
+	var decided atomic.Int32
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errs[0] = a.Decide(context.Background(), c, stale, "acme", admitUpTo(5, "m0", &decided))
+	}()
+	for decided.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		defer wg.Done()
+		errs[1] = a.Decide(context.Background(), c, stale, "acme", admitUpTo(5, "m1", &decided))
+	}()
+	for a.waiting("acme") < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	close(c.hold)
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("refused: %v", errs)
+	}
+	if got := c.patches.Load(); got != 2 {
+		t.Errorf("status writes tried = %d, want 2: the second round starts from what the first wrote, not from the stale cache", got)
+	}
+	if got := len(stored(t, c).Status.Admitted.Members); got != 2 {
+		t.Errorf("stored records = %d, want 2", got)
+	}
 }
