@@ -61,8 +61,8 @@ verify: manifests generate ## Fail when generated code or manifests differ from 
 
 # The big-organization shape: one organization of 1,000 members in 20 namespaces, where members
 # sharing RoleBindings matters most. Its results go next to the default shape's, as <date>-bigorg.
-# Its members are admitted one at a time (the webhook decides an organization's changes in turn):
-# converge takes minutes, past the default phase timeout for one organization.
+# One organization's admissions are decided in rounds, one after another, so converge takes
+# longer than the default phase timeout for one organization allows on a slow machine.
 BENCH_BIG_ORG_SHAPE := -orgs 1 -members 1000 -namespaces 19 -scenarios converge,idle,join -phase-timeout 15m
 BENCH_BIG_ORG_ARGS ?=
 

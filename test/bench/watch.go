@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -112,20 +111,12 @@ func (p *poller) watch(ctx context.Context, o *observer, path string, query url.
 	for k, v := range query {
 		q[k] = v
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.c.host+withQuery(path, q), nil)
+	body, err := p.open(ctx, withQuery(path, q))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := p.c.poll.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("watch %s: %s", path, resp.Status)
-	}
-	dec := json.NewDecoder(resp.Body)
+	defer body.Close()
+	dec := json.NewDecoder(body)
 	for {
 		var ev struct {
 			Type   string          `json:"type"`

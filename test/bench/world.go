@@ -150,21 +150,32 @@ type poller struct {
 func (p *poller) get(ctx context.Context, path string, into any) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.c.host+path, nil)
+	body, err := p.open(ctx, path)
 	if err != nil {
 		return err
+	}
+	defer body.Close()
+	return json.NewDecoder(body).Decode(into)
+}
+
+// open sends a GET of path (JSON) through the poller's counted client and returns the body of
+// a 200 response; the caller closes it.
+func (p *poller) open(ctx context.Context, path string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.c.host+path, nil)
+	if err != nil {
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := p.c.poll.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
+		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
 	}
-	return json.NewDecoder(resp.Body).Decode(into)
+	return resp.Body, nil
 }
 
 func (p *poller) snapshot(ctx context.Context, withNamespaces, withProjects bool) (*snapshot, error) {
