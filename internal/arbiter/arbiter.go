@@ -8,8 +8,8 @@
 // admitted in the last minute (status.admitted), records its own change there and writes the
 // organization with its resourceVersion as a precondition. The organization may come from the
 // cache: a stale one loses that compare-and-swap, and a round that writes nothing confirms its
-// resourceVersion with the API server. Two rounds of decisions
-// that read the same organization cannot both be written: the loser reads again and decides again.
+// resourceVersion with the API server. Two rounds of decisions that read the same organization
+// cannot both be written: the loser reads again and decides again.
 // Within a round, requests that arrived together are decided one after another on the same reads,
 // each seeing what those before it recorded, as if all were made at the moment of the read.
 //
