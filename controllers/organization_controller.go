@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
@@ -47,6 +48,10 @@ type OrganizationReconciler struct {
 	// SettleDelay is how far a usage report's checkpoints trail the clock, so that pod starts
 	// and ends reported late still fall after them; DefaultSettleDelay if zero.
 	SettleDelay time.Duration
+
+	// lostRaces carries organizations whose status write lost a race back into their burst of
+	// events; see retryLostRace.
+	lostRaces chan event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=tenancy.orgoperator.io,resources=organizations,verbs=get;list;watch;patch
@@ -87,7 +92,7 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		patch.RequeueOnConflict(written, &result, &retErr)
 		if result.RequeueAfter == patch.ConflictRetry {
-			result.RequeueAfter = conflictRetry(org)
+			result.RequeueAfter = r.retryLostRace(org)
 		}
 	}()
 	if err != nil {

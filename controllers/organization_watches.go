@@ -47,21 +47,25 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 	// One debouncer for members, projects and bindings: their events fold into one reconcile
 	// once the burst is over.
 	bursts := newDebouncer(clock.RealClock{})
+	r.lostRaces = make(chan event.GenericEvent, lostRaceBuffer)
 	toOrganizationBySize := enqueueDebounced(bursts, r.memberBurstDelay, func(ctx context.Context, o client.Object) []reconcile.Request {
 		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1alpha1.Organization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ledger.ChargeAdded()))).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(namespaceToOrganizations),
+		// Namespaces created together (an organization's namespaces applied at once, its home
+		// namespace just made) fold with its member burst into one reconcile. A namespace that
+		// leaves or terminates reconciles at once: its bindings go without delay.
+		Watches(&corev1.Namespace{}, enqueueCreationsDebounced(bursts, r.memberBurstDelay, namespaceToOrganizations),
 			builder.WithPredicates(namespaceChanged())).
 		Watches(&tenancyv1alpha1.OrganizationMember{}, toOrganizationBySize, builder.WithPredicates(memberChangedForOrganization())).
 		// Projects created together (a GitOps sync) fold into one reconcile, as members do; the
 		// organization's own status writes on them do not change their generation.
 		Watches(&tenancyv1alpha1.OrganizationProject{}, toOrganizationBySize, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&rbacv1.ClusterRole{}).
-		// The organization's own binding writes come back as events: folded like member events,
-		// so that a burst of members arriving makes one rewrite of each shared binding after it,
-		// not one per member. An edit by someone else is repaired as late.
+		// The organization's own role and binding writes come back as events: folded like member
+		// events, so that a burst of members arriving makes one rewrite of each shared binding
+		// after it, not one per member. An edit by someone else is repaired as late.
+		Watches(&rbacv1.ClusterRole{}, enqueueDebounced(bursts, r.memberBurstDelay, controllingOrganization)).
 		Watches(&rbacv1.RoleBinding{}, enqueueDebounced(bursts, r.memberBurstDelay, controllingOrganization)).
 		Owns(&corev1.ResourceQuota{}).
 		Owns(&corev1.LimitRange{}).
@@ -69,6 +73,9 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		Owns(&tenancyv1alpha1.OrganizationUsageReport{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&tenancyv1alpha1.OrganizationPlan{}, handler.EnqueueRequestsFromMapFunc(r.planToOrganizations)).
 		Watches(&rbacv1.ClusterRoleBinding{}, enqueueDebounced(bursts, r.memberBurstDelay, controllingOrganization)).
+		WatchesRawSource(source.Channel(r.lostRaces, enqueueDebounced(bursts, r.memberBurstDelay, func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+		}))).
 		WatchesRawSource(&source.Informer{Informer: r.Pods.Informer(), Handler: toOrganizationSoon,
 			Predicates: []predicate.Predicate{podUsageChanged()}}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
@@ -114,6 +121,10 @@ func burstDelayFor(org *tenancyv1alpha1.Organization) time.Duration {
 	return min(burstDelay*time.Duration(1+org.Status.MemberCount/membersPerBurstDelay), maxMemberBurstDelay)
 }
 
+// lostRaceBuffer is how many lost races can wait to join their bursts; beyond it they come back
+// after conflictRetry.
+const lostRaceBuffer = 1024
+
 // conflictRetry is how soon an organization whose status write lost a race comes back. A large
 // organization's writes race the member webhook's admission records at every member created: it
 // comes back after its burst delay, so that a stream of members does not turn each lost race
@@ -123,6 +134,19 @@ func conflictRetry(org *tenancyv1alpha1.Organization) time.Duration {
 		return d
 	}
 	return patch.ConflictRetry
+}
+
+// retryLostRace schedules the reconcile of an organization whose status write lost a race, and
+// returns the requeue delay, if any. While its members arrive the race is with the member
+// webhook's admission records: the retry joins their burst and runs once it is over, instead of
+// racing the next record. Without room in the channel it comes back after conflictRetry.
+func (r *OrganizationReconciler) retryLostRace(org *tenancyv1alpha1.Organization) time.Duration {
+	select {
+	case r.lostRaces <- event.GenericEvent{Object: org}:
+		return 0
+	default:
+		return conflictRetry(org)
+	}
 }
 
 // controllingOrganization maps an object to the Organization that controls it.

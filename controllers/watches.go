@@ -89,6 +89,19 @@ func enqueueDebounced(d *debouncer, quiet func(context.Context, reconcile.Reques
 	return onEveryEvent(add)
 }
 
+// enqueueCreationsDebounced debounces creations as enqueueDebounced does and adds the requests of
+// every other event at once.
+func enqueueCreationsDebounced(d *debouncer, quiet func(context.Context, reconcile.Request) time.Duration, fn handler.MapFunc) handler.EventHandler {
+	now := handler.EnqueueRequestsFromMapFunc(fn)
+	debounced := enqueueDebounced(d, quiet, fn)
+	return handler.Funcs{
+		CreateFunc:  debounced.Create,
+		UpdateFunc:  now.Update,
+		DeleteFunc:  now.Delete,
+		GenericFunc: now.Generic,
+	}
+}
+
 // onEveryEvent calls add with the object of every event.
 func onEveryEvent(add func(context.Context, client.Object, workqueue.TypedRateLimitingInterface[reconcile.Request])) handler.EventHandler {
 	return handler.Funcs{

@@ -1,13 +1,19 @@
 package controllers
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
 )
 
 // A burst of events makes one request once it has been quiet for the quiet period, or once it
@@ -61,4 +67,34 @@ func waitForLen(t *testing.T, q workqueue.TypedRateLimitingInterface[reconcile.R
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("%d requests queued, want %d", q.Len(), n)
+}
+
+// A namespace's creation waits for the burst to be quiet; its deletion (or a change) is added at
+// once, so that bindings in a namespace that leaves go without delay.
+func TestCreationsDebouncedOtherEventsAtOnce(t *testing.T) {
+	start := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(start)
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	quiet := func(context.Context, reconcile.Request) time.Duration { return time.Second }
+	h := enqueueCreationsDebounced(newDebouncer(clk), quiet, namespaceToOrganizations)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "acme-dev", Labels: map[string]string{tenancyv1alpha1.OrganizationLabel: "acme"}}}
+	ctx := context.Background()
+
+	h.Create(ctx, event.CreateEvent{Object: ns}, q)
+	if q.Len() != 0 {
+		t.Fatalf("a creation was added at once (%d requests), want after the quiet period", q.Len())
+	}
+	clk.Step(time.Second)
+	waitForLen(t, q, 2) // the organization it joins and the one named after it
+	for q.Len() > 0 {
+		req, _ := q.Get()
+		q.Done(req)
+		q.Forget(req)
+	}
+
+	h.Delete(ctx, event.DeleteEvent{Object: ns}, q)
+	if q.Len() != 2 {
+		t.Fatalf("%d requests after a deletion, want 2 at once", q.Len())
+	}
 }
