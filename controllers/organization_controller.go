@@ -86,6 +86,11 @@ func (r *OrganizationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	s, err := r.newScope(ctx, org)
 	defer func() {
 		retErr = r.updateStatus(ctx, s, retErr)
+		if s.homeCreated && retErr == nil {
+			// The home namespace's creation event, debounced with the member events that follow
+			// it, brings the organization back soon: that reconcile writes the status for both.
+			return
+		}
 		written := patch.StatusIfChanged(ctx, r.Client, before, org, before.Status, org.Status)
 		if written == nil {
 			s.announcements.Emit()

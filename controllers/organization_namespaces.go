@@ -44,6 +44,7 @@ func (r *OrganizationReconciler) createHomeNamespace(ctx context.Context, s *org
 	r.Recorder.Eventf(s.org, home, corev1.EventTypeNormal, tenancyv1alpha1.NamespaceCreatedReason, "Create",
 		"Created home namespace %s", home.Name)
 	s.home = home
+	s.homeCreated = true
 	s.namespaces = withNamespace(s.namespaces, *home)
 	return nil
 }

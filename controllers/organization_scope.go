@@ -58,6 +58,9 @@ type organizationScope struct {
 	memberConflict atomic.Bool
 	// lookAgainAfter, when set, is when to look again at something no watch reports.
 	lookAgainAfter time.Duration
+	// homeCreated: this reconcile created the home namespace, whose creation event brings the
+	// organization back within a burst delay.
+	homeCreated bool
 }
 
 // homeProblem is why an organization has no home namespace.
