@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand"
 	"slices"
 	"sort"
@@ -436,10 +437,31 @@ func (b *bench) churn(ctx context.Context) error {
 	}
 	rng.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	roleChanges := candidates[:min(len(candidates), ceilDiv(b.cfg.orgs*b.cfg.members, 10))]
-	nsPerOrg := float64(1 + b.cfg.extraNamespaces)
+	// The minimum: every shared RoleBinding whose subjects the changes alter, written once, and
+	// each member's status.
+	wanted := func() map[string][]string {
+		out := map[string][]string{}
+		for _, r := range roleChanges {
+			maps.Copy(out, r.org.wantedSubjects(r.org.namespaces))
+		}
+		return out
+	}
+	b.world.mu.Lock()
+	before := wanted()
+	for _, r := range roleChanges {
+		r.m.role = tenancyv1alpha1.KubernetesRoleEdit
+	}
+	roleMinimum := bindingWrites(before, wanted())
+	for _, r := range roleChanges {
+		r.m.role = tenancyv1alpha1.KubernetesRoleView
+	}
+	b.world.mu.Unlock()
+	roleMinimum["patch organizationmembers/status"] = float64(len(roleChanges))
+	for k := range roleMinimum {
+		roleMinimum[k] /= float64(max(1, len(roleChanges)))
+	}
 	err := b.churnStep(ctx, "churn-role", fmt.Sprintf("Change %d members (10 %%) from View to Edit", len(roleChanges)), len(roleChanges), "change",
-		map[string]float64{"delete rolebindings": nsPerOrg, "create rolebindings": nsPerOrg, "patch organizationmembers/status": 1},
-		false, func(ctx context.Context, deadline time.Time) error {
+		roleMinimum, false, func(ctx context.Context, deadline time.Time) error {
 			return parallel(ctx, b.cfg.creators, len(roleChanges), func(ctx context.Context, i int) error {
 				r := roleChanges[i]
 				b.world.mu.Lock()
@@ -620,8 +642,12 @@ func (b *bench) usage(ctx context.Context) error {
 		pods[i] = newPod(i)
 	}
 	orgsHit := len(live)
+	touched := map[string]bool{}
+	for _, p := range pods {
+		touched[p.ns] = true
+	}
 	err := b.usageStep(ctx, "usage-create", fmt.Sprintf("Create %d pods (Pending, with requests) over %d namespaces", len(pods), len(namespaces)),
-		len(pods), "pod", orgsHit, func(ctx context.Context, deadline time.Time) error {
+		len(pods), "pod", orgsHit, projectsIn(live, touched), func(ctx context.Context, deadline time.Time) error {
 			return parallel(ctx, b.cfg.creators, len(pods), func(ctx context.Context, i int) error { return create(ctx, deadline, pods[i]) })
 		})
 	if err != nil {
@@ -637,14 +663,13 @@ func (b *bench) usage(ctx context.Context) error {
 		creates[i] = newPod(rng.Intn(len(namespaces)))
 	}
 	affected := map[string]bool{}
-	for _, p := range deletes {
+	touched = map[string]bool{}
+	for _, p := range slices.Concat(deletes, creates) {
 		affected[p.org.name] = true
-	}
-	for _, p := range creates {
-		affected[p.org.name] = true
+		touched[p.ns] = true
 	}
 	return b.usageStep(ctx, "usage-change", fmt.Sprintf("Delete %d pods and create %d, in %d organizations", len(deletes), len(creates), len(affected)),
-		len(deletes)+len(creates), "pod", len(affected), func(ctx context.Context, deadline time.Time) error {
+		len(deletes)+len(creates), "pod", len(affected), projectsIn(live, touched), func(ctx context.Context, deadline time.Time) error {
 			return parallel(ctx, b.cfg.creators, len(deletes)+len(creates), func(ctx context.Context, i int) error {
 				if i < len(creates) {
 					return create(ctx, deadline, creates[i])
@@ -660,15 +685,32 @@ func (b *bench) usage(ctx context.Context) error {
 		})
 }
 
-func (b *bench) usageStep(ctx context.Context, name, description string, units int, unitName string, orgsHit int,
+// projectsIn counts the projects of orgs whose namespace is one of namespaces.
+func projectsIn(orgs []*orgModel, namespaces map[string]bool) int {
+	n := 0
+	for _, o := range orgs {
+		for _, ns := range o.projects {
+			if namespaces[ns] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (b *bench) usageStep(ctx context.Context, name, description string, units int, unitName string, orgsHit, projectsHit int,
 	apply func(ctx context.Context, deadline time.Time) error) error {
 	pr := b.begin(name, description, units, unitName)
 	conv, applyErr, applied := b.applyAndWait(ctx, pr, check{usage: true}, false, apply)
 	quietAt, quiet := b.waitQuiet(ctx, settleTimeout)
 	pr.converged(conv, quiet)
 	p := b.finish(pr, quietAt, false)
-	// At least one status write per organization whose usage changed.
-	p.setMinimum(map[string]float64{"patch organizations/status": float64(orgsHit) / float64(units)})
+	// At least one status write per organization, and per project, whose usage changed.
+	minimum := map[string]float64{"patch organizations/status": float64(orgsHit) / float64(units)}
+	if projectsHit > 0 {
+		minimum["patch organizationprojects/status"] = float64(projectsHit) / float64(units)
+	}
+	p.setMinimum(minimum)
 	p.Extra = map[string]any{"applySeconds": round2(applied.Seconds()), "organizationsAffected": orgsHit,
 		"statusWritesPerAffectedOrganization": round2(float64(p.Operator.ByRequest["patch organizations/status"]) / float64(orgsHit))}
 	if applyErr != nil {

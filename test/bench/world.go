@@ -495,6 +495,26 @@ func (o *orgModel) wantedSubjects(namespaces []string) map[string][]string {
 	return subjectsByRole(membership.Plan(o.apiMembers(), nil).RoleBindings(newOrganization(o.name), namespaces))
 }
 
+// bindingWrites counts the RoleBinding writes that turn the bindings of before into those of
+// after (both as subjectsByRole): one create, patch or delete per binding whose subjects change.
+func bindingWrites(before, after map[string][]string) map[string]float64 {
+	out := map[string]float64{}
+	for k, names := range after {
+		switch had := before[k]; {
+		case len(had) == 0:
+			out["create rolebindings"]++
+		case !slices.Equal(sortedCopy(had), sortedCopy(names)):
+			out["patch rolebindings"]++
+		}
+	}
+	for k, had := range before {
+		if len(had) > 0 && len(after[k]) == 0 {
+			out["delete rolebindings"]++
+		}
+	}
+	return out
+}
+
 // differentSubjects returns, sorted, the keys of want whose subjects have does not list exactly.
 func differentSubjects(want, have map[string][]string) []string {
 	var keys []string
