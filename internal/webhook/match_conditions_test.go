@@ -6,6 +6,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +20,7 @@ const (
 	mutateMemberPath   = "/mutate-tenancy-orgoperator-io-v1alpha1-organizationmember"
 	validateOrgPath    = "/validate-tenancy-orgoperator-io-v1alpha1-organization"
 	mutateOrgPath      = "/mutate-tenancy-orgoperator-io-v1alpha1-organization"
+	validateNsPath     = "/validate--v1-namespace"
 )
 
 // webhookCalls is how many requests the manager's webhook server has answered on each path.
@@ -111,6 +113,41 @@ var _ = Describe("Match conditions", Ordered, func() {
 		Expect(webhookCalls()[mutateOrgPath]).To(BeNumerically(">", before[mutateOrgPath]))
 		Expect(get(ctx, client.ObjectKey{Name: org}, &tenancyv1alpha1.Organization{}).Spec.Subscription.StartDate).NotTo(BeNil())
 		waitForQuiet(ctx) // the other specs wait for every organization to be Ready
+	})
+
+	It("skips the namespace webhook unless an update changes a tenancy label, and still judges those", func(ctx SpecContext) {
+		const sue, ns = "sue@skipco.example", "skipco-extra"
+		// RBAC lets sue, who is no admin of skipco, edit namespaces: only the webhook stands between
+		// her and taking one out of the organization.
+		editor := &rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "skipco-namespace-editor"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "patch"}}},
+		}
+		Expect(admin.Create(ctx, editor)).To(Succeed())
+		Expect(admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: editor.Name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: editor.Name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: sue}},
+		})).To(Succeed())
+		Expect(admin.Create(ctx, namespace(ns, orgLabel(org)))).To(Succeed())
+
+		before := webhookCalls()
+		Expect(patchLabels(sue, ns, func(l map[string]string) { l["team"] = "blue" })(ctx)).To(Succeed())
+		Expect(webhookCalls()[validateNsPath]).To(Equal(before[validateNsPath]))
+
+		before = webhookCalls()
+		err := patchLabels(sue, ns, func(l map[string]string) { delete(l, tenancyv1alpha1.OrganizationLabel) })(ctx)
+		Expect(err).To(MatchError(ContainSubstring("is not an admin of organization skipco")))
+		// The server counts a call once its answer is written: maybe just after the API server has it.
+		Eventually(func() float64 { return webhookCalls()[validateNsPath] }).Should(BeNumerically(">", before[validateNsPath]))
+		Expect(get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{}).Labels).To(HaveKeyWithValue(tenancyv1alpha1.OrganizationLabel, org))
+
+		before = webhookCalls()
+		err = patchLabels(sue, ns, func(l map[string]string) { l[tenancyv1alpha1.ProjectLabel] = "web" })(ctx)
+		Expect(err).To(MatchError(ContainSubstring("only platform admins may set, change or remove the label")))
+		Eventually(func() float64 { return webhookCalls()[validateNsPath] }).Should(BeNumerically(">", before[validateNsPath]))
+		Expect(get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{}).Labels).NotTo(HaveKey(tenancyv1alpha1.ProjectLabel))
+		waitForQuiet(ctx)
 	})
 
 	It("still defaults a member whose kubernetesRole is empty", func(ctx SpecContext) {
