@@ -23,14 +23,12 @@ var namespaceKind = corev1.SchemeGroupVersion.WithKind("Namespace").GroupKind()
 
 // The objectSelector sends the webhook only namespaces that carry the organization label before
 // or after the change (the API server matches either), so that failing closed can block no
-// other namespace, and never system namespaces.
+// other namespace, and never system namespaces. The matchCondition sends it only the updates
+// that change a tenancy label (tenancyLabels): the others, which it would let through, then
+// neither cost a call nor fail while it is down.
 //
 // +kubebuilder:webhook:path=/validate--v1-namespace,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups="",resources=namespaces,verbs=create;update,versions=v1,name=vnamespace.tenancy.orgoperator.io,admissionReviewVersions=v1,timeoutSeconds=5,serviceName=org-operator-webhook-service,serviceNamespace=org-operator-system,patch=`{"objectSelector":{"matchExpressions":[{"key":"tenancy.orgoperator.io/organization","operator":"Exists"},{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","kube-public","kube-node-lease","default","org-operator-system"]}]},"matchConditions":[{"name":"tenancy-labels-changed","expression":"request.operation != 'UPDATE' || ['tenancy.orgoperator.io/organization', 'tenancy.orgoperator.io/home', 'tenancy.orgoperator.io/project'].exists(k, (has(object.metadata.labels) && k in object.metadata.labels ? object.metadata.labels[k] : '') != (has(oldObject.metadata.labels) && k in oldObject.metadata.labels ? oldObject.metadata.labels[k] : ''))"}]}`
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
-
-// The API server calls it for namespace updates only when they change one of those labels
-// (tenancyLabels): the other updates of a tenant's namespace neither cost a call nor fail while
-// the webhook is down.
 
 // NamespaceValidator guards the organization label: only platform admins and admins of the
 // organization may add a namespace to it or take one out, tenants may not move a namespace

@@ -499,11 +499,10 @@ func (o *orgModel) wantedSubjects(namespaces []string) map[string][]string {
 // after (both as subjectsByRole): one create, patch or delete per binding whose subjects change.
 func bindingWrites(before, after map[string][]string) map[string]float64 {
 	out := map[string]float64{}
-	for k, names := range after {
-		switch had := before[k]; {
-		case len(had) == 0:
+	for _, k := range differentSubjects(after, before) {
+		if len(before[k]) == 0 {
 			out["create rolebindings"]++
-		case !slices.Equal(sortedCopy(had), sortedCopy(names)):
+		} else {
 			out["patch rolebindings"]++
 		}
 	}
