@@ -207,14 +207,18 @@ func (v *NamespaceValidator) admitJoin(ctx context.Context, ns *corev1.Namespace
 		if err != nil {
 			return false, err
 		}
-		known, err := namespacesOf(ctx, live, orgName)
-		if err != nil {
-			return false, err
-		}
-		have := known.besides(org, ns.Name, now)
-		if msg := atLimit("maxNamespaces", orgName, q.MaxNamespaces, have); msg != "" {
-			return false, v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
-				msg+"; ask a platform admin to raise it"))
+		// Without maxNamespaces there is no count to judge, and listing the organization's
+		// projects costs a consistent read that waits for the API server's cache of them.
+		if q.MaxNamespaces != nil {
+			known, err := namespacesOf(ctx, live, orgName)
+			if err != nil {
+				return false, err
+			}
+			have := known.besides(org, ns.Name, now)
+			if msg := atLimit("maxNamespaces", orgName, q.MaxNamespaces, have); msg != "" {
+				return false, v.forbid(ns, field.Forbidden(field.NewPath("metadata", "labels").Key(tenancyv1alpha1.OrganizationLabel),
+					msg+"; ask a platform admin to raise it"))
+			}
 		}
 		charged, excess, err := v.chargeJoin(ctx, live, org, ns, ledger.Enforced(q.OrganizationQuota), now)
 		if err != nil {
