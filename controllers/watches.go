@@ -38,21 +38,31 @@ func enqueueAfter(delay time.Duration, fn handler.MapFunc) handler.EventHandler 
 // debouncer adds a request once its events have paused for a quiet period, or at the latest a
 // maximum after the first of them: a burst (members created one after another) makes one
 // reconcile after it, where a fixed delay from the first event would reconcile in its middle and
-// again at its end.
+// again at its end. While a stream of events goes on without a pause, each request added on its
+// maximum doubles the next maximum, up to maxStreamWait: a large organization's reconcile
+// rewrites bindings that list every member, and a stream of a thousand members then costs a few
+// rewrites rather than one every maxBurstWait, however slowly it comes.
 type debouncer struct {
 	clock   clock.WithDelayedExecution
 	mu      sync.Mutex
 	pending map[reconcile.Request]*pendingRequest
+	// streams are the requests last added on their maximum, with the maximum their stream's
+	// next stretch waits if its next event comes within the quiet period.
+	streams map[reconcile.Request]pendingRequest
 }
 
 type pendingRequest struct {
-	first time.Time
-	timer clock.Timer
+	first, last time.Time
+	quiet, most time.Duration
+	timer       clock.Timer
 }
 
 func newDebouncer(c clock.WithDelayedExecution) *debouncer {
-	return &debouncer{clock: c, pending: map[reconcile.Request]*pendingRequest{}}
+	return &debouncer{clock: c, pending: map[reconcile.Request]*pendingRequest{}, streams: map[reconcile.Request]pendingRequest{}}
 }
+
+// maxStreamWait is the longest a stream of events without a pause holds its reconcile back.
+const maxStreamWait = 30 * time.Second
 
 // add (re)starts req's quiet period.
 func (d *debouncer) add(req reconcile.Request, quiet, most time.Duration, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -60,15 +70,26 @@ func (d *debouncer) add(req reconcile.Request, quiet, most time.Duration, q work
 	defer d.mu.Unlock()
 	now := d.clock.Now()
 	if p := d.pending[req]; p != nil && p.timer.Stop() {
-		p.timer.Reset(max(min(quiet, p.first.Add(most).Sub(now)), 0))
+		p.last, p.quiet, p.most = now, quiet, max(p.most, most)
+		p.timer.Reset(max(min(quiet, p.first.Add(p.most).Sub(now)), 0))
 		return
 	}
+	if s, ok := d.streams[req]; ok {
+		delete(d.streams, req)
+		if now.Sub(s.last) < quiet {
+			most = max(most, s.most)
+		}
+	}
 	// None waiting, or its timer has fired: the request it adds may be read before this event.
-	p := &pendingRequest{first: now}
+	p := &pendingRequest{first: now, last: now, quiet: quiet, most: most}
 	p.timer = d.clock.AfterFunc(quiet, func() {
 		d.mu.Lock()
 		if d.pending[req] == p {
 			delete(d.pending, req)
+			// The timer fires at the earlier of the two: on the maximum, the stream went on.
+			if p.first.Add(p.most).Before(p.last.Add(p.quiet)) {
+				d.streams[req] = pendingRequest{last: p.last, most: min(2*p.most, maxStreamWait)}
+			}
 		}
 		d.mu.Unlock()
 		q.Add(req)

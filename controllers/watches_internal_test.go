@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +57,44 @@ func TestDebouncerFoldsABurstIntoOneRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A stream of events without a pause doubles the wait of each request added on its maximum, up to
+// maxStreamWait; a pause ends the stream, and the next one starts from the maximum again.
+func TestDebouncerStreamWaitsDouble(t *testing.T) {
+	start := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: "acme"}}
+	clk := clocktesting.NewFakeClock(start)
+	// The fake clock calls a timer's function within SetTime: the step being set is when it adds.
+	var step time.Duration
+	q := &recordingQueue{TypedRateLimitingInterface: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]()), at: &step}
+	defer q.ShutDown()
+	d := newDebouncer(clk)
+	streaming := func(at time.Duration) bool {
+		return at <= 60*time.Second || (at >= 70*time.Second && at <= 80*time.Second)
+	}
+	for step = 0; step <= 100*time.Second; step += 500 * time.Millisecond {
+		clk.SetTime(start.Add(step))
+		if streaming(step) {
+			d.add(req, time.Second, 5*time.Second, q)
+		}
+	}
+	want := []time.Duration{5 * time.Second, 15 * time.Second, 35 * time.Second, 61 * time.Second, 75 * time.Second, 81 * time.Second}
+	if !slices.Equal(q.added, want) {
+		t.Fatalf("added at %v, want at %v", q.added, want)
+	}
+}
+
+// recordingQueue records the moment (*at) of every Add.
+type recordingQueue struct {
+	workqueue.TypedRateLimitingInterface[reconcile.Request]
+	at    *time.Duration
+	added []time.Duration
+}
+
+func (q *recordingQueue) Add(r reconcile.Request) {
+	q.added = append(q.added, *q.at)
+	q.TypedRateLimitingInterface.Add(r)
 }
 
 func waitForLen(t *testing.T, q workqueue.TypedRateLimitingInterface[reconcile.Request], n int) {
