@@ -46,9 +46,8 @@ type debouncer struct {
 	clock   clock.WithDelayedExecution
 	mu      sync.Mutex
 	pending map[reconcile.Request]*pendingRequest
-	// streams are the requests last added on their maximum, with the maximum their stream's
-	// next stretch waits if its next event comes within the quiet period.
-	streams map[reconcile.Request]pendingRequest
+	// streams are the requests last added on their maximum while their events went on.
+	streams map[reconcile.Request]stream
 }
 
 type pendingRequest struct {
@@ -57,8 +56,15 @@ type pendingRequest struct {
 	timer       clock.Timer
 }
 
+// stream is a request added on its maximum: when its last event came, and the maximum its next
+// stretch waits if the next event comes within the quiet period.
+type stream struct {
+	last time.Time
+	most time.Duration
+}
+
 func newDebouncer(c clock.WithDelayedExecution) *debouncer {
-	return &debouncer{clock: c, pending: map[reconcile.Request]*pendingRequest{}, streams: map[reconcile.Request]pendingRequest{}}
+	return &debouncer{clock: c, pending: map[reconcile.Request]*pendingRequest{}, streams: map[reconcile.Request]stream{}}
 }
 
 // maxStreamWait is the longest a stream of events without a pause holds its reconcile back.
@@ -88,7 +94,7 @@ func (d *debouncer) add(req reconcile.Request, quiet, most time.Duration, q work
 			delete(d.pending, req)
 			// The timer fires at the earlier of the two: on the maximum, the stream went on.
 			if p.first.Add(p.most).Before(p.last.Add(p.quiet)) {
-				d.streams[req] = pendingRequest{last: p.last, most: min(2*p.most, maxStreamWait)}
+				d.streams[req] = stream{last: p.last, most: min(2*p.most, maxStreamWait)}
 			}
 		}
 		d.mu.Unlock()
