@@ -43,12 +43,13 @@ func (r *OrganizationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
 	})
 	// A large organization's member events wait longer: each reconcile then rewrites bindings that
-	// list every member, and a stream of new members folds into fewer rewrites.
+	// list every member, and a stream of new members folds into fewer rewrites. A member or
+	// project changed or deleted is not held back by a stream: it may take access away.
 	// One debouncer for members, projects and bindings: their events fold into one reconcile
 	// once the burst is over.
 	bursts := newDebouncer(clock.RealClock{})
 	r.lostRaces = make(chan event.GenericEvent, lostRaceBuffer)
-	toOrganizationBySize := enqueueDebounced(bursts, r.memberBurstDelay, func(ctx context.Context, o client.Object) []reconcile.Request {
+	toOrganizationBySize := enqueueDebouncedRemovalsSoon(bursts, r.memberBurstDelay, func(ctx context.Context, o client.Object) []reconcile.Request {
 		return organizationOfNamespace(ctx, r.Client, o.GetNamespace())
 	})
 	b := ctrl.NewControllerManagedBy(mgr).

@@ -41,7 +41,8 @@ func enqueueAfter(delay time.Duration, fn handler.MapFunc) handler.EventHandler 
 // again at its end. While a stream of events goes on without a pause, each request added on its
 // maximum doubles the next maximum, up to maxStreamWait: a large organization's reconcile
 // rewrites bindings that list every member, and a stream of a thousand members then costs a few
-// rewrites rather than one every maxBurstWait, however slowly it comes.
+// rewrites rather than one every maxBurstWait, however slowly it comes. Events that may take
+// access away are added within the maximum all the same.
 type debouncer struct {
 	clock   clock.WithDelayedExecution
 	mu      sync.Mutex
@@ -50,8 +51,10 @@ type debouncer struct {
 	streams map[reconcile.Request]stream
 }
 
+// pendingRequest is a request waiting: when its last event came and its quiet period, the
+// latest it is added (due), and the maximum its stretch of a stream was given.
 type pendingRequest struct {
-	first, last time.Time
+	last, due   time.Time
 	quiet, most time.Duration
 	timer       clock.Timer
 }
@@ -70,30 +73,39 @@ func newDebouncer(c clock.WithDelayedExecution) *debouncer {
 // maxStreamWait is the longest a stream of events without a pause holds its reconcile back.
 const maxStreamWait = 30 * time.Second
 
-// add (re)starts req's quiet period.
-func (d *debouncer) add(req reconcile.Request, quiet, most time.Duration, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+// add (re)starts req's quiet period; the request is added at the latest most after the first
+// event, or, when streaming and the stream goes on, after the stream's longer maximum. An event
+// that does not stream is added within most of itself.
+func (d *debouncer) add(req reconcile.Request, quiet, most time.Duration, streaming bool, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.clock.Now()
 	if p := d.pending[req]; p != nil && p.timer.Stop() {
-		p.last, p.quiet, p.most = now, quiet, max(p.most, most)
-		p.timer.Reset(max(min(quiet, p.first.Add(p.most).Sub(now)), 0))
+		p.last, p.quiet = now, quiet
+		if !streaming && now.Add(most).Before(p.due) {
+			p.due = now.Add(most)
+		}
+		p.timer.Reset(max(min(quiet, p.due.Sub(now)), 0))
 		return
 	}
+	wait := most
 	if s, ok := d.streams[req]; ok {
 		delete(d.streams, req)
 		if now.Sub(s.last) < quiet {
 			most = max(most, s.most)
 		}
 	}
+	if streaming {
+		wait = most
+	}
 	// None waiting, or its timer has fired: the request it adds may be read before this event.
-	p := &pendingRequest{first: now, last: now, quiet: quiet, most: most}
-	p.timer = d.clock.AfterFunc(quiet, func() {
+	p := &pendingRequest{last: now, due: now.Add(wait), quiet: quiet, most: most}
+	p.timer = d.clock.AfterFunc(min(quiet, wait), func() {
 		d.mu.Lock()
 		if d.pending[req] == p {
 			delete(d.pending, req)
-			// The timer fires at the earlier of the two: on the maximum, the stream went on.
-			if p.first.Add(p.most).Before(p.last.Add(p.quiet)) {
+			// The timer fires at the earlier of the two: when due, the stream went on.
+			if p.due.Before(p.last.Add(p.quiet)) {
 				d.streams[req] = stream{last: p.last, most: min(2*p.most, maxStreamWait)}
 			}
 		}
@@ -105,15 +117,33 @@ func (d *debouncer) add(req reconcile.Request, quiet, most time.Duration, q work
 
 // enqueueDebounced maps an object to requests, as handler.EnqueueRequestsFromMapFunc does, and
 // adds each once its events have been quiet for quiet(request), at most maxBurstWait after the
-// first; see debouncer.
+// first, or longer while they stream; see debouncer.
 func enqueueDebounced(d *debouncer, quiet func(context.Context, reconcile.Request) time.Duration, fn handler.MapFunc) handler.EventHandler {
-	add := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	return onEveryEvent(debounce(d, quiet, fn, true))
+}
+
+// enqueueDebouncedRemovalsSoon debounces events as enqueueDebounced does, but only creations may
+// wait for a stream: a change or a deletion, which may take access away (a member removed or
+// demoted, a project deleted), is added within maxBurstWait of itself.
+func enqueueDebouncedRemovalsSoon(d *debouncer, quiet func(context.Context, reconcile.Request) time.Duration, fn handler.MapFunc) handler.EventHandler {
+	streamed := enqueueDebounced(d, quiet, fn)
+	soon := onEveryEvent(debounce(d, quiet, fn, false))
+	return handler.Funcs{
+		CreateFunc:  streamed.Create,
+		UpdateFunc:  soon.Update,
+		DeleteFunc:  soon.Delete,
+		GenericFunc: soon.Generic,
+	}
+}
+
+func debounce(d *debouncer, quiet func(context.Context, reconcile.Request) time.Duration, fn handler.MapFunc,
+	streaming bool) func(context.Context, client.Object, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	return func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		for _, req := range fn(ctx, o) {
 			wait := quiet(ctx, req)
-			d.add(req, wait, max(wait, maxBurstWait), q)
+			d.add(req, wait, max(wait, maxBurstWait), streaming, q)
 		}
 	}
-	return onEveryEvent(add)
 }
 
 // enqueueCreationsDebounced debounces creations as enqueueDebounced does and adds the requests of

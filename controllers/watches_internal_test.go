@@ -42,7 +42,7 @@ func TestDebouncerFoldsABurstIntoOneRequest(t *testing.T) {
 			for step := time.Duration(0); step <= 6*time.Second; step += 100 * time.Millisecond {
 				clk.SetTime(start.Add(step))
 				for next < len(tt.events) && tt.events[next] <= step {
-					d.add(req, time.Second, 5*time.Second, q)
+					d.add(req, time.Second, 5*time.Second, true, q)
 					next++
 				}
 				// A timer's function runs on its own goroutine: give it the moment to add.
@@ -60,28 +60,44 @@ func TestDebouncerFoldsABurstIntoOneRequest(t *testing.T) {
 }
 
 // A stream of events without a pause doubles the wait of each request added on its maximum, up to
-// maxStreamWait; a pause ends the stream, and the next one starts from the maximum again.
+// maxStreamWait; a pause ends the stream, and the next one starts from the maximum again. An
+// event that does not stream (a member removed) is added within the maximum of itself all the
+// same, and the stream goes on doubling after it.
 func TestDebouncerStreamWaitsDouble(t *testing.T) {
 	start := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: "acme"}}
-	clk := clocktesting.NewFakeClock(start)
-	// The fake clock calls a timer's function within SetTime: the step being set is when it adds.
-	var step time.Duration
-	q := &recordingQueue{TypedRateLimitingInterface: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]()), at: &step}
-	defer q.ShutDown()
-	d := newDebouncer(clk)
 	streaming := func(at time.Duration) bool {
 		return at <= 60*time.Second || (at >= 70*time.Second && at <= 80*time.Second)
 	}
-	for step = 0; step <= 100*time.Second; step += 500 * time.Millisecond {
-		clk.SetTime(start.Add(step))
-		if streaming(step) {
-			d.add(req, time.Second, 5*time.Second, q)
-		}
-	}
-	want := []time.Duration{5 * time.Second, 15 * time.Second, 35 * time.Second, 61 * time.Second, 75 * time.Second, 81 * time.Second}
-	if !slices.Equal(q.added, want) {
-		t.Fatalf("added at %v, want at %v", q.added, want)
+	for _, tt := range []struct {
+		name string
+		// removal is when an event that does not stream comes; none when 0.
+		removal time.Duration
+		added   []time.Duration
+	}{
+		{"creations only", 0, []time.Duration{5 * time.Second, 15 * time.Second, 35 * time.Second, 61 * time.Second, 75 * time.Second, 81 * time.Second}},
+		{"a removal at 20 s", 20 * time.Second, []time.Duration{5 * time.Second, 15 * time.Second, 25 * time.Second, 55 * time.Second, 61 * time.Second, 75 * time.Second, 81 * time.Second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(start)
+			// The fake clock calls a timer's function within SetTime: the step being set is when it adds.
+			var step time.Duration
+			q := &recordingQueue{TypedRateLimitingInterface: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]()), at: &step}
+			defer q.ShutDown()
+			d := newDebouncer(clk)
+			for step = 0; step <= 100*time.Second; step += 500 * time.Millisecond {
+				clk.SetTime(start.Add(step))
+				if streaming(step) {
+					d.add(req, time.Second, 5*time.Second, true, q)
+				}
+				if tt.removal != 0 && step == tt.removal {
+					d.add(req, time.Second, 5*time.Second, false, q)
+				}
+			}
+			if !slices.Equal(q.added, tt.added) {
+				t.Fatalf("added at %v, want at %v", q.added, tt.added)
+			}
+		})
 	}
 }
 
