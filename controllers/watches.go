@@ -88,18 +88,20 @@ func (d *debouncer) add(req reconcile.Request, quiet, most time.Duration, stream
 		p.timer.Reset(max(min(quiet, p.due.Sub(now)), 0))
 		return
 	}
-	wait := most
+	// The maximum of this stretch: the stream's, when it goes on.
+	stretch := most
 	if s, ok := d.streams[req]; ok {
 		delete(d.streams, req)
 		if now.Sub(s.last) < quiet {
-			most = max(most, s.most)
+			stretch = max(most, s.most)
 		}
 	}
+	wait := most
 	if streaming {
-		wait = most
+		wait = stretch
 	}
 	// None waiting, or its timer has fired: the request it adds may be read before this event.
-	p := &pendingRequest{last: now, due: now.Add(wait), quiet: quiet, most: most}
+	p := &pendingRequest{last: now, due: now.Add(wait), quiet: quiet, most: stretch}
 	p.timer = d.clock.AfterFunc(min(quiet, wait), func() {
 		d.mu.Lock()
 		if d.pending[req] == p {
