@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -11,7 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
@@ -151,5 +154,49 @@ func TestCreationsDebouncedOtherEventsAtOnce(t *testing.T) {
 	h.Delete(ctx, event.DeleteEvent{Object: ns}, q)
 	if q.Len() != 2 {
 		t.Fatalf("%d requests after a deletion, want 2 at once", q.Len())
+	}
+}
+
+// Members created one after another stream; a member then deleted, or changed, during the stream
+// is added within the maximum of that event, not after the stream's longer one.
+func TestRemovalsSoonDuringAStreamOfCreations(t *testing.T) {
+	start := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	quiet := func(context.Context, reconcile.Request) time.Duration { return time.Second }
+	toAcme := func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: "acme"}}}
+	}
+	member := func(i int) *tenancyv1alpha1.OrganizationMember {
+		return &tenancyv1alpha1.OrganizationMember{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: fmt.Sprintf("m%d", i)}}
+	}
+	for _, tt := range []struct {
+		name   string
+		remove func(h handler.EventHandler, q workqueue.TypedRateLimitingInterface[reconcile.Request])
+	}{
+		{"deleted", func(h handler.EventHandler, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			h.Delete(ctx, event.DeleteEvent{Object: member(0)}, q)
+		}},
+		{"changed", func(h handler.EventHandler, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			h.Update(ctx, event.UpdateEvent{ObjectOld: member(0), ObjectNew: member(0)}, q)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(start)
+			var step time.Duration
+			q := &recordingQueue{TypedRateLimitingInterface: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]()), at: &step}
+			defer q.ShutDown()
+			h := enqueueDebouncedRemovalsSoon(newDebouncer(clk), quiet, toAcme)
+			for i := 0; step <= 40*time.Second; i, step = i+1, step+500*time.Millisecond {
+				clk.SetTime(start.Add(step))
+				h.Create(ctx, event.CreateEvent{Object: member(i + 1)}, q)
+				if step == 20*time.Second {
+					tt.remove(h, q)
+				}
+			}
+			// Creations alone are added at 5, 15 and 35 s; the removal at 20 s is added by 25 s.
+			if !slices.Contains(q.added, 25*time.Second) {
+				t.Fatalf("added at %v, want one at 25 s, within 5 s of the removal", q.added)
+			}
+		})
 	}
 }
