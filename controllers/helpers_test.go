@@ -73,6 +73,14 @@ func getOrg(g Gomega, name string) *tenancyv1alpha1.Organization {
 	return org
 }
 
+// getOrgQuotas returns the organization's status.quotas, failing the poll (not panicking) while
+// the operator has not written them yet.
+func getOrgQuotas(g Gomega, name string) *tenancyv1alpha1.QuotaStatus {
+	q := getOrg(g, name).Status.Quotas
+	g.Expect(q).NotTo(BeNil(), "organization %s has no status.quotas yet", name)
+	return q
+}
+
 func getMember(g Gomega, namespace, name string) *tenancyv1alpha1.OrganizationMember {
 	m := &tenancyv1alpha1.OrganizationMember{}
 	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, m)).To(Succeed())

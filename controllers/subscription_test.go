@@ -251,13 +251,13 @@ var _ = Describe("Subscriptions and quotas", func() {
 				for _, n := range namespaces {
 					quotaHard(g, n, controllers.OrganizationQuotaName)
 				}
-				used := getOrg(g, name).Status.Quotas.Used
+				used := getOrgQuotas(g, name).Used
 				g.Expect(used.Pods().Value()).To(BeEquivalentTo(i))
 				g.Expect(k8s.Create(ctx, pod(ns, "p"+string(rune('0'+i)), "10m", "8Mi"))).To(Succeed())
 			}).Should(Succeed())
 		}
 		Eventually(func(g Gomega) {
-			q := getOrg(g, name).Status.Quotas
+			q := getOrgQuotas(g, name)
 			g.Expect(q.Used.Pods().Value()).To(BeEquivalentTo(4))
 			g.Expect(q.Hard.Pods().Value()).To(BeEquivalentTo(4))
 			for _, n := range namespaces {
@@ -284,6 +284,7 @@ var _ = Describe("Subscriptions and quotas", func() {
 		}).Should(Succeed())
 		Eventually(func(g Gomega) {
 			o := getOrg(g, name)
+			g.Expect(o.Status.Quotas).NotTo(BeNil())
 			g.Expect(o.Status.Quotas.Exceeded).To(Equal([]tenancyv1alpha1.QuotaExcess{{Name: "pods", Hard: "2", Used: "4"}}))
 			exceeded := condition(o.Status.Conditions, tenancyv1alpha1.QuotaExceededCondition)
 			g.Expect(exceeded.Status).To(Equal(metav1.ConditionTrue))
@@ -309,7 +310,7 @@ var _ = Describe("Subscriptions and quotas", func() {
 		Expect(k8s.Create(ctx, newMember(name, "b", "b@example.com", true, ""))).To(Succeed())
 		Expect(k8s.Create(ctx, labelledNamespace(name+"-x", name))).To(Succeed())
 		Eventually(func(g Gomega) {
-			q := getOrg(g, name).Status.Quotas
+			q := getOrgQuotas(g, name)
 			g.Expect(q.Exceeded).To(Equal([]tenancyv1alpha1.QuotaExcess{
 				{Name: "maxAdmins", Hard: "1", Used: "2"},
 				{Name: "maxMembers", Hard: "1", Used: "2"},
