@@ -82,7 +82,7 @@ var _ = Describe("An idle reconcile", func() {
 		expectProjectReady(ctx, org, "web")
 		Eventually(func(g Gomega) {
 			o := getOrg(g, org)
-			g.Expect(o.Status.Usage.Pods).To(BeEquivalentTo(1))
+			g.Expect(o).To(HaveField("Status.Usage.Pods", BeEquivalentTo(1)))
 			g.Expect(o.Status.Namespaces).To(HaveLen(3))
 			g.Expect(getMember(g, org, "ivy").Status.Projects).To(HaveLen(1))
 		}).Should(Succeed())

@@ -376,7 +376,7 @@ var _ = Describe("Metering", func() {
 			g.Expect(cur.Status.Total.PodSeconds).To(BeNumerically(">", 0))
 			g.Expect(cur.Status.Total.PodSeconds).To(Equal(int64(cur.Status.CheckpointTime.Sub(end) / time.Second)))
 			org := getOrg(g, name)
-			g.Expect(org.Status.Metering.Report).To(Equal(newName))
+			g.Expect(org).To(HaveField("Status.Metering.Report", newName))
 			g.Expect(org.Status.Metering.PeriodStart.Time).To(BeTemporally("==", end))
 		}).WithTimeout(time.Until(end) + timeout + 2*meterInterval).Should(Succeed())
 	})

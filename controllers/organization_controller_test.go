@@ -72,7 +72,7 @@ var _ = Describe("Organization controller", func() {
 		Eventually(func(g Gomega) {
 			org := getOrg(g, name)
 			g.Expect(org.Status.Namespaces).To(Equal([]string{name, name + "-staging"}))
-			g.Expect(org.Status.Usage.NamespaceCount).To(BeEquivalentTo(2))
+			g.Expect(org).To(HaveField("Status.Usage.NamespaceCount", BeEquivalentTo(2)))
 		}).Should(Succeed())
 
 		patch := client.MergeFrom(staging.DeepCopy())
@@ -191,7 +191,7 @@ var _ = Describe("Organization controller", func() {
 		Expect(k8s.Create(ctx, adopted)).To(Succeed())
 		Expect(k8s.Create(ctx, pod(name+"-extra", "worker", "100m", "64Mi"))).To(Succeed())
 		Eventually(func(g Gomega) {
-			g.Expect(getOrg(g, name).Status.Usage.Pods).To(BeEquivalentTo(1))
+			g.Expect(getOrg(g, name)).To(HaveField("Status.Usage.Pods", BeEquivalentTo(1)))
 		}).Should(Succeed())
 
 		Expect(k8s.Delete(ctx, newOrganization(name, ""))).To(Succeed())
@@ -250,7 +250,7 @@ var _ = Describe("Organization controller", func() {
 			org := getOrg(g, name)
 			g.Expect(org.Status.MemberCount).To(BeEquivalentTo(2))
 			g.Expect(org.Status.AdminCount).To(BeEquivalentTo(1))
-			g.Expect(org.Status.Usage.Members).To(BeEquivalentTo(2))
+			g.Expect(org).To(HaveField("Status.Usage.Members", BeEquivalentTo(2)))
 			g.Expect(condition(org.Status.Conditions, tenancyv1alpha1.MembersReadyCondition).Message).To(Equal("2 members, 1 admins"))
 			g.Expect(condition(org.Status.Conditions, tenancyv1alpha1.ReadyCondition).Status).To(Equal(metav1.ConditionTrue))
 		}).Should(Succeed())

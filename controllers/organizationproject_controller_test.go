@@ -195,7 +195,7 @@ var _ = Describe("Organization projects", func() {
 		api := name + "-api"
 		Expect(k8s.Create(ctx, pod(api, "worker", "100m", "64Mi"))).To(Succeed())
 		Eventually(func(g Gomega) {
-			g.Expect(getOrg(g, name).Status.Usage.Pods).To(BeEquivalentTo(1))
+			g.Expect(getOrg(g, name)).To(HaveField("Status.Usage.Pods", BeEquivalentTo(1)))
 		}).Should(Succeed())
 
 		Expect(k8s.Delete(ctx, newOrganization(name, ""))).To(Succeed())

@@ -117,7 +117,7 @@ var _ = Describe("Subscriptions and quotas", func() {
 		Eventually(func(g Gomega) {
 			cached := &tenancyv1alpha1.Organization{}
 			g.Expect(mgrClient.Get(ctx, client.ObjectKey{Name: name}, cached)).To(Succeed())
-			g.Expect(cached.Status.Subscription.State).To(Equal(tenancyv1alpha1.SubscriptionGracePeriod))
+			g.Expect(cached).To(HaveField("Status.Subscription.State", tenancyv1alpha1.SubscriptionGracePeriod))
 		}).Should(Succeed())
 		result, err := fresh.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: name}})
 		Expect(err).NotTo(HaveOccurred())
@@ -129,7 +129,7 @@ var _ = Describe("Subscriptions and quotas", func() {
 		touch(ctx, name)
 		Eventually(func(g Gomega) {
 			o := getOrg(g, name)
-			g.Expect(o.Status.Subscription.State).To(Equal(tenancyv1alpha1.SubscriptionExpired))
+			g.Expect(o).To(HaveField("Status.Subscription.State", tenancyv1alpha1.SubscriptionExpired))
 			active := condition(o.Status.Conditions, tenancyv1alpha1.SubscriptionActiveCondition)
 			g.Expect(active.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(active.Reason).To(Equal(string(tenancyv1alpha1.SubscriptionExpired)))
@@ -223,7 +223,7 @@ var _ = Describe("Subscriptions and quotas", func() {
 		Expect(k8s.Delete(ctx, plan)).To(Succeed())
 		Eventually(func(g Gomega) {
 			o := getOrg(g, name)
-			g.Expect(o.Status.Subscription.State).To(Equal(tenancyv1alpha1.SubscriptionPlanNotFound))
+			g.Expect(o).To(HaveField("Status.Subscription.State", tenancyv1alpha1.SubscriptionPlanNotFound))
 			ready := condition(o.Status.Conditions, tenancyv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(ready.Reason).To(Equal(string(tenancyv1alpha1.SubscriptionPlanNotFound)))

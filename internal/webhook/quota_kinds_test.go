@@ -62,7 +62,7 @@ var _ = Describe("Organization-wide quota on claims, storage and object counts",
 
 			By("the ledger settles every charge once the operator has seen the objects")
 			Eventually(func(g Gomega) {
-				l := quotaStatus(ctx, g, name).Status.Quotas.Ledger
+				l := quotaLedger(ctx, g, name)
 				g.Expect(l.Reservations).To(BeEmpty())
 				g.Expect(l.Observed).To(HaveKeyWithValue(kind.key, resource.MustParse(fmt.Sprint(limit))))
 			}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
@@ -97,7 +97,7 @@ var _ = Describe("Organization-wide quota on claims, storage and object counts",
 		old := testenv.Claim(namespaces[0], "data", "4Gi", "")
 		Expect(admin.Create(ctx, old)).To(Succeed())
 		Eventually(func(g Gomega) {
-			l := quotaStatus(ctx, g, name).Status.Quotas.Ledger
+			l := quotaLedger(ctx, g, name)
 			g.Expect(l.Reservations).To(BeEmpty())
 			g.Expect(l.Observed).To(HaveKeyWithValue(corev1.ResourceRequestsStorage, resource.MustParse("4Gi")))
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
@@ -128,6 +128,6 @@ var _ = Describe("Organization-wide quota on claims, storage and object counts",
 		Expect(admin.Create(ctx, testenv.Claim(namespaces[0], "free", "1Gi", ""))).To(Succeed())
 		o := &tenancyv1alpha1.Organization{}
 		Expect(admin.Get(ctx, client.ObjectKey{Name: "only-pods"}, o)).To(Succeed())
-		Expect(o.Status.Quotas.LedgerOrNil().Reservations).To(BeEmpty())
+		Expect(reservationsOf(o)).To(BeEmpty())
 	})
 })

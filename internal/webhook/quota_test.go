@@ -81,6 +81,21 @@ func quotaStatus(ctx context.Context, g Gomega, name string) *tenancyv1alpha1.Or
 	return o
 }
 
+// quotaLedger polls like quotaStatus and also waits for the ledger, so a poll never dereferences nil.
+func quotaLedger(ctx context.Context, g Gomega, name string) *tenancyv1alpha1.QuotaLedger {
+	l := quotaStatus(ctx, g, name).Status.Quotas.Ledger
+	g.Expect(l).NotTo(BeNil())
+	return l
+}
+
+// reservationsOf reads the ledger's reservations; an organization without a ledger has none.
+func reservationsOf(o *tenancyv1alpha1.Organization) []tenancyv1alpha1.QuotaReservation {
+	if l := o.Status.Quotas.LedgerOrNil(); l != nil {
+		return l.Reservations
+	}
+	return nil
+}
+
 func countPods(ctx context.Context, namespaces []string) int {
 	GinkgoHelper()
 	total := 0
@@ -179,6 +194,7 @@ var _ = Describe("Organization-wide quota", func() {
 			}
 			g.Expect(perNamespace).To(BeEquivalentTo(limit))
 			g.Expect(o.Status.Usage.Namespaces).To(HaveLen(len(namespaces)))
+			g.Expect(o.Status.Quotas.Ledger).NotTo(BeNil())
 			g.Expect(o.Status.Quotas.Ledger.Reservations).To(BeEmpty())
 			g.Expect(o.Status.Quotas.Ledger.Observed.Pods().Value()).To(BeEquivalentTo(limit))
 		}).WithContext(ctx).Should(Succeed())
@@ -262,7 +278,7 @@ var _ = Describe("Organization-wide quota", func() {
 		Expect(err).To(MatchError(ContainSubstring(`denied the request: pods "refused" is forbidden: exceeded quota: no-more-pods, requested: pods=1, used: pods=0, limited: pods=0`)))
 		o := &tenancyv1alpha1.Organization{}
 		Expect(admin.Get(ctx, client.ObjectKey{Name: name}, o)).To(Succeed())
-		Expect(o.Status.Quotas.LedgerOrNil().Reservations).To(BeEmpty())
+		Expect(reservationsOf(o)).To(BeEmpty())
 
 		Expect(admin.Delete(ctx, blocker)).To(Succeed())
 		Eventually(func() error { // once the API server's quota admission has let go of the blocker
@@ -292,7 +308,7 @@ var _ = Describe("Organization-wide quota", func() {
 		}).WithContext(ctx).WithTimeout(5 * time.Second).Should(Succeed())
 		o := &tenancyv1alpha1.Organization{}
 		Expect(admin.Get(ctx, client.ObjectKey{Name: name}, o)).To(Succeed())
-		for _, r := range o.Status.Quotas.LedgerOrNil().Reservations {
+		for _, r := range reservationsOf(o) {
 			Expect(r.Name).NotTo(Equal("ph1"))
 		}
 	})
@@ -330,7 +346,7 @@ var _ = Describe("Organization-wide quota", func() {
 		Expect(admin.Create(ctx, plainPod(namespaces[0], "a"))).To(Succeed())
 		Expect(admin.Create(ctx, plainPod(namespaces[1], "b"))).To(Succeed())
 		Eventually(func(g Gomega) {
-			l := quotaStatus(ctx, g, name).Status.Quotas.Ledger
+			l := quotaLedger(ctx, g, name)
 			g.Expect(l.Reservations).To(BeEmpty())
 			g.Expect(l.Observed.Pods().Value()).To(BeEquivalentTo(2))
 		}).WithContext(ctx).Should(Succeed())
@@ -388,7 +404,7 @@ var _ = Describe("Organization-wide quota", func() {
 
 		By("the ledger settles the resizes once the controller sees them")
 		Eventually(func(g Gomega) {
-			l := quotaStatus(ctx, g, name).Status.Quotas.Ledger
+			l := quotaLedger(ctx, g, name)
 			g.Expect(l.Reservations).To(BeEmpty())
 			g.Expect(l.Observed.Name(corev1.ResourceRequestsCPU, resource.DecimalSI).MilliValue()).To(BeEquivalentTo(1900))
 		}).WithContext(ctx).Should(Succeed())
