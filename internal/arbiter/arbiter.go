@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/groupcommit"
 	"github.com/orgoperator/org-operator/internal/membership"
 	"github.com/orgoperator/org-operator/internal/validation"
 )
@@ -59,15 +59,7 @@ type Decision func(ctx context.Context, live client.Reader, org *tenancyv1alpha1
 // write. Requests racing in one webhook replica thus cost one write per round instead of one
 // each; the compare-and-swap still arbitrates between replicas. The zero value is ready to use.
 type Arbiter struct {
-	mu     sync.Mutex
-	queues map[string]*queue
-}
-
-// queue holds the requests waiting for an organization's next round; running says whether a
-// goroutine is leading rounds for it.
-type queue struct {
-	waiting []*request
-	running bool
+	queues groupcommit.Queues[*request]
 }
 
 type request struct {
@@ -86,21 +78,8 @@ func (a *Arbiter) Decide(ctx context.Context, live client.Reader, writer client.
 		return err
 	}
 	r := &request{ctx: ctx, decide: decide, done: make(chan struct{})}
-	a.mu.Lock()
-	if a.queues == nil {
-		a.queues = map[string]*queue{}
-	}
-	q := a.queues[org]
-	if q == nil {
-		q = &queue{}
-		a.queues[org] = q
-	}
-	q.waiting = append(q.waiting, r)
-	lead := !q.running
-	q.running = true
-	a.mu.Unlock()
-	if lead {
-		go a.lead(ctx, live, writer, org, q)
+	if a.queues.Add(org, r) {
+		go a.lead(ctx, live, writer, org)
 	}
 	select {
 	case <-r.done:
@@ -112,11 +91,14 @@ func (a *Arbiter) Decide(ctx context.Context, live client.Reader, writer client.
 
 // lead runs rounds of the organization's waiting requests until none is left. Its context is
 // the first request's without its cancellation: the other requests depend on it too.
-func (a *Arbiter) lead(ctx context.Context, live client.Reader, writer client.Client, org string, q *queue) {
+func (a *Arbiter) lead(ctx context.Context, live client.Reader, writer client.Client, org string) {
 	var last *written
 	for {
-		a.mu.Lock()
-		batch := slices.DeleteFunc(q.waiting, func(r *request) bool {
+		batch := a.queues.Next(org)
+		if batch == nil {
+			return
+		}
+		batch = slices.DeleteFunc(batch, func(r *request) bool {
 			if r.ctx.Err() == nil {
 				return false
 			}
@@ -124,14 +106,9 @@ func (a *Arbiter) lead(ctx context.Context, live client.Reader, writer client.Cl
 			close(r.done) // its caller has returned already
 			return true
 		})
-		q.waiting = nil
 		if len(batch) == 0 {
-			q.running = false
-			delete(a.queues, org)
-			a.mu.Unlock()
-			return
+			continue
 		}
-		a.mu.Unlock()
 		roundCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), roundTimeout)
 		var errs []error
 		errs, last = round(roundCtx, live, writer, org, batch, last)

@@ -198,12 +198,7 @@ func TestARoundThatLosesARaceIsDecidedAgain(t *testing.T) {
 
 // waiting is how many requests wait for the organization's next round.
 func (a *Arbiter) waiting(org string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if q := a.queues[org]; q != nil {
-		return len(q.waiting)
-	}
-	return 0
+	return a.queues.Waiting(org)
 }
 
 // staleCache serves, as the manager's cache would, an organization older than the one stored,

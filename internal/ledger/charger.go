@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/orgoperator/org-operator/api/v1alpha1"
+	"github.com/orgoperator/org-operator/internal/groupcommit"
 	"github.com/orgoperator/org-operator/internal/inventory"
 	"github.com/orgoperator/org-operator/internal/podcache"
 	"github.com/orgoperator/org-operator/internal/resourcelist"
@@ -41,8 +41,7 @@ type Charger struct {
 	holdings Holdings
 	clock    clock.PassiveClock
 
-	mu    sync.Mutex
-	queue map[string]*queue
+	queues groupcommit.Queues[*pendingCharge]
 }
 
 // NewCharger returns a Charger. reader is the manager's cache, apiReader reads from the API
@@ -71,12 +70,9 @@ type Request struct {
 	DryRun bool
 }
 
-// queue collects the charges waiting for one organization's ledger.
-type queue struct {
-	mu      sync.Mutex
-	pending []*pendingCharge
-	running bool
-	// latest is the organization as this replica last wrote it, so that the next batch does not
+// run is one goroutine committing an organization's batches.
+type run struct {
+	// latest is the organization as this run last wrote it, so that the next batch does not
 	// start from a cache that may not have seen that write yet.
 	latest *tenancyv1alpha1.Organization
 }
@@ -178,61 +174,32 @@ func (c *Charger) organizationOf(ctx context.Context, namespace string) (*tenanc
 // requests' batches after its own is decided.
 func (c *Charger) submit(org string, kind Kind, p *pendingCharge) error {
 	p.result = make(chan error, 1)
-	c.mu.Lock()
-	if c.queue == nil {
-		c.queue = map[string]*queue{}
+	if c.queues.Add(org, p) {
+		go c.drain(org)
 	}
-	q := c.queue[org]
-	if q == nil {
-		q = &queue{}
-		c.queue[org] = q
-	}
-	c.mu.Unlock()
-
-	q.mu.Lock()
-	q.pending = append(q.pending, p)
-	if !q.running {
-		q.running = true
-		go c.drain(org, q)
-	}
-	q.mu.Unlock()
 	err := <-p.result
 	decisions.WithLabelValues(decisionOf(err), string(kind)).Inc()
 	return err
 }
 
 // drain commits an organization's waiting charges, batch after batch, until none are left; then
-// it forgets the organization, so that the queues follow the organizations that create objects now.
-func (c *Charger) drain(org string, q *queue) {
+// the organization is forgotten, so that the queues follow the organizations that create objects now.
+func (c *Charger) drain(org string) {
+	r := &run{}
 	for {
-		q.mu.Lock()
-		batch := q.pending
-		q.pending = nil
-		if len(batch) == 0 {
-			q.running = false
-			q.mu.Unlock()
-			break
+		batch := c.queues.Next(org)
+		if batch == nil {
+			return
 		}
-		q.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		c.commit(ctx, org, q, batch)
+		c.commit(ctx, org, r, batch)
 		cancel()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	// A charge queued since is drained by the goroutine it started; a queue dropped here while a
-	// caller still holds it only costs batching, never correctness: every write is a
-	// compare-and-swap.
-	if !q.running && c.queue[org] == q {
-		delete(c.queue, org)
 	}
 }
 
 // commit decides a batch and answers each of its requests.
-func (c *Charger) commit(ctx context.Context, name string, q *queue, batch []*pendingCharge) {
-	results, err := c.decide(ctx, name, q, batch)
+func (c *Charger) commit(ctx context.Context, name string, r *run, batch []*pendingCharge) {
+	results, err := c.decide(ctx, name, r, batch)
 	for i, p := range batch {
 		if err != nil {
 			p.result <- apierrors.NewInternalError(fmt.Errorf("charging organization %s's quota ledger: %w", name, err))
@@ -246,16 +213,16 @@ func (c *Charger) commit(ctx context.Context, name string, q *queue, batch []*pe
 // an optimistic lock; on conflict it reads the organization again and decides again. A panic is
 // returned as an error: the batch runs outside the webhook server's own recovery, and its
 // requests must be answered.
-func (c *Charger) decide(ctx context.Context, name string, q *queue, batch []*pendingCharge) (results []error, err error) {
+func (c *Charger) decide(ctx context.Context, name string, r *run, batch []*pendingCharge) (results []error, err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v", v)
 		}
 	}()
 	results = make([]error, len(batch))
 	for fresh := false; ; fresh = true {
 		var org *tenancyv1alpha1.Organization
-		if org, err = c.organization(ctx, name, q, fresh); err != nil {
+		if org, err = c.organization(ctx, name, r, fresh); err != nil {
 			return nil, err
 		}
 		before := org.DeepCopy()
@@ -291,7 +258,7 @@ func (c *Charger) decide(ctx context.Context, name string, q *queue, batch []*pe
 		org.Status.Quotas.Ledger = l
 		err = c.writer.Status().Patch(ctx, org, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 		if err == nil {
-			q.latest = org
+			r.latest = org
 			return results, nil
 		}
 		if !apierrors.IsConflict(err) || ctx.Err() != nil {
@@ -335,11 +302,11 @@ func ceilSecond(t time.Time) time.Time {
 	return t.UTC()
 }
 
-// organization returns the organization to decide against: the copy this replica last wrote or
+// organization returns the organization to decide against: the copy this run last wrote or
 // the cache's, or, after a conflict or before refusing, the API server's.
-func (c *Charger) organization(ctx context.Context, name string, q *queue, fresh bool) (*tenancyv1alpha1.Organization, error) {
-	if !fresh && q.latest != nil {
-		return q.latest.DeepCopy(), nil
+func (c *Charger) organization(ctx context.Context, name string, r *run, fresh bool) (*tenancyv1alpha1.Organization, error) {
+	if !fresh && r.latest != nil {
+		return r.latest.DeepCopy(), nil
 	}
 	org := &tenancyv1alpha1.Organization{}
 	reader := c.reader
