@@ -40,7 +40,7 @@ func TestFirstAddLeadsUntilNextFindsNone(t *testing.T) {
 
 // Many requests racing under a few keys: each is taken exactly once, and in the order each
 // producer added it.
-func TestRacingAddsEachTakenOnceByOneLeader(t *testing.T) {
+func TestRacingAddsEachTakenOnceInOrder(t *testing.T) {
 	const keys, producers, perProducer = 3, 8, 500
 	var q Queues[[2]int] // producer, sequence
 	var mu sync.Mutex

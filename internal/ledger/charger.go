@@ -183,7 +183,8 @@ func (c *Charger) submit(org string, kind Kind, p *pendingCharge) error {
 }
 
 // drain commits an organization's waiting charges, batch after batch, until none are left; then
-// the organization is forgotten, so that the queues follow the organizations that create objects now.
+// the organization is forgotten, so that the queues follow the organizations that create objects
+// now.
 func (c *Charger) drain(org string) {
 	r := &run{}
 	for {
