@@ -103,8 +103,13 @@ func (c *Charger) Charge(ctx context.Context, r Request) error {
 		p.reservation.Resource = string(r.Kind)
 	}
 	if nsErr != nil {
-		// Refused either way; the organization's own words when its quota refuses it too.
-		if err := c.check(ctx, org, p); err != nil {
+		// Refused either way; the organization's own words when its quota refuses it too, judged
+		// on the API server's copy: the cache may not show the charges just written.
+		live := &tenancyv1alpha1.Organization{}
+		if err := c.apiReader.Get(ctx, types.NamespacedName{Name: org.Name}, live); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		if err := c.check(ctx, live, p); err != nil {
 			return refusal(r, err)
 		}
 		return apierrors.NewForbidden(r.Kind.GroupResource(), r.Name, nsErr)
